@@ -1,0 +1,1 @@
+"""People (owners, receptionists, managers) and the pets owners book for."""

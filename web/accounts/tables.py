@@ -1,0 +1,34 @@
+"""Piccolo mappings of users and pets (DDL: piccolo_migrations/0001)."""
+
+from piccolo.columns import UUID, Boolean, Date, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from web.clinics.tables import Clinic
+
+
+class User(Table, tablename="users"):
+    user_id = UUID(primary_key=True)
+    email = Varchar(length=254)
+    name = Varchar(length=120)
+    phone = Varchar(length=30, null=True, default=None)
+    role = Varchar(length=20, default="owner")
+    clinic_id = ForeignKey(references=Clinic, null=True, default=None)
+    password_hash = Text()
+    locale = Varchar(length=10, null=True, default=None)
+    is_active = Boolean(default=True)
+    last_login_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Pet(Table, tablename="pets"):
+    pet_id = UUID(primary_key=True)
+    owner_id = ForeignKey(references=User)
+    name = Varchar(length=80)
+    species = Varchar(length=20)
+    breed = Varchar(length=80, null=True, default=None)
+    birth_date = Date(null=True, default=None)
+    notes = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())

@@ -1,0 +1,1 @@
+"""Reporting over the booking_analytics_daily materialized view."""

@@ -1,0 +1,1 @@
+"""Holds (reservations), bookings and their status history: the booking engine."""

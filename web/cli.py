@@ -1,0 +1,127 @@
+"""The ``vetbook`` command: serve, migrate, demo data and the embedded database."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+import click
+
+from web.settings import get_settings
+
+
+def _run_with_pool(action: Callable[[], Awaitable[object]]) -> object:
+    """Run a coroutine with Piccolo's connection pool open (without it every query opens a connection)."""
+
+    async def runner() -> object:
+        from piccolo.engine import engine_finder
+
+        engine = engine_finder()
+        await engine.start_connection_pool(min_size=1, max_size=4)
+        try:
+            return await action()
+        finally:
+            await engine.close_connection_pool()
+
+    return asyncio.run(runner())
+
+
+@click.group()
+def main() -> None:
+    """VetBook: pet-clinic booking."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default: $HOST or 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: $PORT or 8000).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the web app (starts the embedded database first when DATABASE_URL is not set)."""
+    import uvicorn
+
+    from web.core.database import resolve_database_url
+
+    settings = get_settings()
+    resolve_database_url()  # exports DATABASE_URL, so every worker uses the same running server
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the migrations that have not run yet and create partitions ahead."""
+    from web.core.maintenance import migrate as run_migrations
+
+    _run_with_pool(run_migrations)
+    click.echo("migrations applied")
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo clinics, services, staff, slots and logins (idempotent), and print the logins."""
+    from web.core.maintenance import migrate as run_migrations
+    from web.demo import DEMO_LOGINS, load_demo_data
+
+    async def run() -> dict:
+        await run_migrations()
+        return await load_demo_data()
+
+    result = _run_with_pool(run)
+    click.echo(f"demo data ready ({result['slots_added']} new slots)")
+    click.echo("demo logins:")
+    for login in DEMO_LOGINS:
+        click.echo(f"  {login.role:<13} {login.email:<26} password: {login.password}")
+
+
+@main.group()
+def db() -> None:
+    """The embedded PostgreSQL (when DATABASE_URL is not set)."""
+
+
+def _embedded_or_exit():
+    from web.core.database import embedded_server
+
+    if get_settings().database_url:
+        click.echo("DATABASE_URL is set: the embedded database is not used.", err=True)
+        sys.exit(2)
+    return embedded_server()
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded database (initialising it on first use) and print its URL."""
+    click.echo(_embedded_or_exit().start())
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded database."""
+    was_running = _embedded_or_exit().stop()
+    click.echo("stopped" if was_running else "not running")
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the database URL (DATABASE_URL, or the embedded server's, started if needed)."""
+    from web.core.database import resolve_database_url
+
+    click.echo(resolve_database_url())
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the embedded database is running."""
+    server = _embedded_or_exit()
+    click.echo(f"running: {server.url()}" if server.is_running() else "stopped")
+
+
+if __name__ == "__main__":
+    main()

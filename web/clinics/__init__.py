@@ -1,0 +1,1 @@
+"""Clinics, their services and staff: the reference data every slot and booking points at."""

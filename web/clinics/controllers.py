@@ -1,0 +1,29 @@
+"""HTML controllers of the public clinic pages (thin: parse, call a service, render)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, get
+from litestar.exceptions import NotFoundException
+from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
+from litestar.response import Template
+
+from web.clinics import services
+
+
+class ClinicPagesController(Controller):
+    @get("/", name="home")
+    async def home(self) -> Template:
+        return Template("home.html", context={"clinics": await services.list_clinics()})
+
+    @get("/clinics/{clinic_id:uuid}/services", name="clinic_services")
+    async def clinic_services(self, request: HTMXRequest, clinic_id: UUID) -> Template:
+        clinic = await services.get_clinic(clinic_id)
+        if clinic is None:
+            raise NotFoundException("No such clinic.")
+        context = {"clinic": clinic, "services": await services.list_active_services(clinic_id)}
+        if request.htmx:
+            return HTMXTemplate(template_name="partials/clinic_services.html", context=context)
+        # Without JavaScript the link is a plain navigation: render the whole page.
+        return Template("clinic_services.html", context=context)

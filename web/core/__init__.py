@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure: settings, the database (embedded or external), maintenance jobs."""

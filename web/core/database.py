@@ -1,0 +1,44 @@
+"""Where the database is and how the app talks to it.
+
+With ``DATABASE_URL`` set, that server is used. Without it, the embedded PostgreSQL under
+``VETBOOK_DATA_DIR`` is started (or reused) and its URL is used.
+"""
+
+from __future__ import annotations
+
+import os
+
+from piccolo.engine.postgres import PostgresEngine
+
+from web.core.embedded_postgres import LocalPostgres
+from web.settings import get_settings
+
+
+def embedded_server() -> LocalPostgres:
+    settings = get_settings()
+    return LocalPostgres(data_dir=settings.data_dir, port=settings.embedded_db_port)
+
+
+def resolve_database_url() -> str:
+    """The primary's URL: ``DATABASE_URL``, or the embedded server's (started if it is not running)."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    url = embedded_server().start()
+    # Child processes (uvicorn workers, piccolo's CLI) then find the running server without racing to start it.
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def create_engine(url: str) -> PostgresEngine:
+    settings = get_settings()
+    return PostgresEngine(
+        config={
+            "dsn": url,
+            # 0 behind PgBouncer in transaction mode, where prepared statements do not survive a transaction.
+            "statement_cache_size": settings.db_statement_cache_size,
+            "server_settings": {"application_name": "vetbook"},
+        },
+        # Piccolo would try to create uuid-ossp, which the embedded server lacks; gen_random_uuid() is built in.
+        extensions=(),
+    )

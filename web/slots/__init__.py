@@ -1,0 +1,1 @@
+"""Bookable time slots with a capacity, partitioned by month of their clinic-local day."""
