@@ -1,0 +1,134 @@
+"""Rows for schema-level tests, written with plain SQL through asyncpg (no ORM between test and schema).
+
+Each helper inserts one valid row and returns its key columns as a dict; keyword arguments override
+columns so that a test can break exactly one rule.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+
+async def insert(conn: asyncpg.Connection, table: str, values: dict[str, Any], returning: str = "*") -> dict:
+    columns = ", ".join(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    row = await conn.fetchrow(
+        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING {returning}", *values.values()
+    )
+    return dict(row)
+
+
+async def make_clinic(conn: asyncpg.Connection, **overrides: Any) -> dict:
+    values = {"name": f"Clinic {uuid.uuid4().hex[:8]}", "address": "Jl. Test 1", "timezone": "Asia/Jakarta"}
+    return await insert(conn, "clinics", values | overrides)
+
+
+async def make_service(conn: asyncpg.Connection, clinic: dict, **overrides: Any) -> dict:
+    values = {
+        "clinic_id": clinic["clinic_id"],
+        "name": f"Service {uuid.uuid4().hex[:8]}",
+        "duration_minutes": 30,
+        "price": Decimal("150000"),
+    }
+    return await insert(conn, "services", values | overrides)
+
+
+async def make_staff(conn: asyncpg.Connection, clinic: dict, **overrides: Any) -> dict:
+    values = {"clinic_id": clinic["clinic_id"], "name": f"drh. {uuid.uuid4().hex[:6]}", "role": "veterinarian"}
+    return await insert(conn, "staff", values | overrides)
+
+
+async def make_user(conn: asyncpg.Connection, role: str = "owner", clinic: dict | None = None, **overrides: Any) -> dict:
+    values = {
+        "email": f"{uuid.uuid4().hex[:10]}@example.test",
+        "name": "Test Person",
+        "role": role,
+        "clinic_id": clinic["clinic_id"] if clinic else None,
+        "password_hash": "$argon2id$test",
+    }
+    return await insert(conn, "users", values | overrides)
+
+
+async def make_pet(conn: asyncpg.Connection, owner: dict, **overrides: Any) -> dict:
+    values = {"owner_id": owner["user_id"], "name": "Milo", "species": "cat"}
+    return await insert(conn, "pets", values | overrides)
+
+
+def local_start(clinic: dict, days_ahead: int = 7, hour: int = 10, minute: int = 0) -> datetime:
+    """A start time ``days_ahead`` days from today at ``hour:minute`` in the clinic's zone."""
+    zone = ZoneInfo(clinic["timezone"])
+    day = datetime.now(zone).date() + timedelta(days=days_ahead)
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+
+
+async def make_slot(
+    conn: asyncpg.Connection,
+    clinic: dict,
+    service: dict,
+    staff: dict | None = None,
+    start: datetime | None = None,
+    minutes: int = 30,
+    **overrides: Any,
+) -> dict:
+    start = start or local_start(clinic)
+    local_day: date = start.astimezone(ZoneInfo(clinic["timezone"])).date()
+    values = {
+        "clinic_id": clinic["clinic_id"],
+        "service_id": service["service_id"],
+        "staff_id": staff["staff_id"] if staff else None,
+        "date": local_day,
+        "start_time": start,
+        "end_time": start + timedelta(minutes=minutes),
+        "capacity": 1,
+        "remaining": 1,
+        "price": None,
+    }
+    return await insert(conn, "slots", values | overrides)
+
+
+async def make_reservation(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict, **overrides: Any) -> dict:
+    values = {
+        "user_id": owner["user_id"],
+        "pet_id": pet["pet_id"],
+        "slot_id": slot["slot_id"],
+        "slot_date": slot["date"],
+        "service_id": slot["service_id"],
+        "expires_at": datetime.now(ZoneInfo("UTC")) + timedelta(minutes=10),
+        "lock_token": secrets.token_urlsafe(32),
+    }
+    return await insert(conn, "reservations", values | overrides)
+
+
+async def make_booking(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict, **overrides: Any) -> dict:
+    price = Decimal("150000")
+    values = {
+        "user_id": owner["user_id"],
+        "pet_id": pet["pet_id"],
+        "clinic_id": slot["clinic_id"],
+        "service_id": slot["service_id"],
+        "slot_id": slot["slot_id"],
+        "slot_date": slot["date"],
+        "staff_id": slot["staff_id"],
+        "total_amount": price,
+        "discount_amount": Decimal("0"),
+        "final_amount": price,
+    }
+    return await insert(conn, "bookings", values | overrides)
+
+
+async def make_world(conn: asyncpg.Connection, timezone: str = "Asia/Jakarta") -> dict:
+    """A clinic with a service, a staff member, an owner with a pet and one future slot."""
+    clinic = await make_clinic(conn, timezone=timezone)
+    service = await make_service(conn, clinic)
+    staff = await make_staff(conn, clinic)
+    owner = await make_user(conn)
+    pet = await make_pet(conn, owner)
+    slot = await make_slot(conn, clinic, service, staff)
+    return {"clinic": clinic, "service": service, "staff": staff, "owner": owner, "pet": pet, "slot": slot}
