@@ -1,0 +1,51 @@
+# VetBook: `make run` serves the app with demo data; `make test` runs the whole suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip --disable-pip-version-check -q
+
+.PHONY: run test test-pg18 test-pg15 venv system-deps db-stop lint lock docker-build clean
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps -e . --config-settings editable_mode=compat
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Set everything up, start the embedded PostgreSQL, migrate, load demo data, serve on http://127.0.0.1:8000
+run: venv
+	$(BIN)/vetbook demo
+	$(BIN)/vetbook serve
+
+## The whole suite: PostgreSQL 18 (embedded) for everything, then the database tests again on PostgreSQL 15
+test: venv system-deps test-pg18 test-pg15
+
+test-pg18: venv
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-pg15: venv
+	VETBOOK_TEST_PG=15 $(BIN)/pytest -q -p no:cacheprovider tests/db
+
+system-deps:
+	bash .ci/system-deps
+
+## Stop the embedded PostgreSQL that `make run` started
+db-stop: venv
+	$(BIN)/vetbook db stop
+
+lint: venv
+	$(BIN)/ruff check .
+
+## Re-pin every dependency with hashes (never commit uv.lock: it names the registry's host)
+lock:
+	uv pip compile pyproject.toml --extra test --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml --generate-hashes -o requirements-prod.lock
+
+docker-build:
+	docker build -t vetbook .
+
+clean:
+	rm -rf $(VENV) test-artifacts .pytest_cache
