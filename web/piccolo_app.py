@@ -2,9 +2,10 @@
 
 from piccolo.conf.apps import AppConfig
 
-from web.accounts.tables import Pet, User
+from web.accounts.tables import AuthSession, Pet, User
 from web.booking.tables import Booking, BookingHistory, Reservation
 from web.clinics.tables import Clinic, Service, Staff
+from web.core.tables import RateLimitHit
 from web.payments.tables import PaymentRecord
 from web.settings import PROJECT_ROOT
 from web.slots.tables import Slot
@@ -12,7 +13,10 @@ from web.slots.tables import Slot
 APP_CONFIG = AppConfig(
     app_name="vetbook",
     migrations_folder_path=str(PROJECT_ROOT / "piccolo_migrations"),
-    table_classes=[Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord],
+    table_classes=[
+        Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord,
+        AuthSession, RateLimitHit,
+    ],
     migration_dependencies=[],
     commands=[],
 )

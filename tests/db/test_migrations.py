@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import asyncpg
 
 from tests.conftest import piccolo_command, run_cli, vetbook_command
 
 DESIGN_TABLES = {"bookings", "slots", "reservations", "payment_records", "booking_history"}
 ADDED_TABLES = {"clinics", "services", "staff", "users", "pets"}
-MIGRATION_IDS = [f"2026-11-26T00:00:0{n}:000000" for n in range(1, 8)]
+MIGRATIONS_FOLDER = Path(__file__).resolve().parents[2] / "piccolo_migrations"
+# Every migration's ID, read from the files (a new migration needs no change here).
+MIGRATION_IDS = sorted(
+    re.search(r'^ID = "([^"]+)"', path.read_text(), re.M).group(1) for path in MIGRATIONS_FOLDER.glob("0*.py")
+)
 
 
 async def _tables(url: str) -> set[str]:
@@ -44,7 +51,7 @@ async def test_migrate_from_empty_database(empty_database_url: str) -> None:
 async def test_migrate_twice_changes_nothing(empty_database_url: str) -> None:
     run_cli(*vetbook_command("migrate"), database_url=empty_database_url)
     second = run_cli(*vetbook_command("migrate"), database_url=empty_database_url)
-    assert "7 migrations already complete" in second.stdout, second.stdout
+    assert f"{len(MIGRATION_IDS)} migrations already complete" in second.stdout, second.stdout
     assert "No migrations need to be run" in second.stdout, second.stdout
 
 

@@ -1,6 +1,6 @@
 """Piccolo mappings of users and pets (DDL: piccolo_migrations/0001)."""
 
-from piccolo.columns import UUID, Boolean, Date, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Bytea, Date, ForeignKey, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -32,3 +32,16 @@ class Pet(Table, tablename="pets"):
     notes = Text(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AuthSession(Table, tablename="auth_sessions"):
+    """A web login session (cookie) or an API bearer token, by the SHA-256 of its secret."""
+
+    session_id = UUID(primary_key=True)
+    token_hash = Bytea()
+    user_id = ForeignKey(references=User)
+    kind = Varchar(length=10)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+    user_agent = Varchar(length=300, null=True, default=None)
