@@ -1,4 +1,4 @@
-"""The Litestar application: templates, static files, controllers and the lifespan (pool, jobs)."""
+"""The Litestar application: templates, static files, controllers, security, errors and the lifespan."""
 
 from __future__ import annotations
 
@@ -6,25 +6,44 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
-from litestar.plugins.jinja import JinjaTemplateEngine as Jinja
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from piccolo.engine import engine_finder
 
+from web.accounts.api import AuthApiController, MeApiController, PetApiController
+from web.accounts.auth import authentication_middleware
+from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
 from web.clinics.controllers import ClinicPagesController
-from web.core import formatting
+from web.core import formatting, rate_limit
 from web.core.controllers import HealthController
+from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
 from web.core.maintenance import ensure_partitions
+from web.core.security import csrf_config, security_headers_middleware
 from web.settings import PROJECT_ROOT, get_settings
 
 PARTITION_JOB_LOCK = 0x7E7B00C1
+RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2
+MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
-def _configure_jinja(engine: Jinja) -> None:
+def _configure_jinja(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["money"] = formatting.money
     engine.engine.filters["zone_abbreviation"] = formatting.zone_abbreviation
+
+
+def background_jobs() -> list[Job]:
+    return [
+        Job("ensure_partitions", every_seconds=24 * 3600, run=ensure_partitions, lock_key=PARTITION_JOB_LOCK),
+        Job("forget_rate_limit_windows", every_seconds=3600, run=rate_limit.forget_old_windows,
+            lock_key=RATE_LIMIT_CLEANUP_LOCK),
+    ]
 
 
 @asynccontextmanager
@@ -32,9 +51,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = get_settings()
     engine = engine_finder()
     await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-    scheduler = Scheduler(
-        [Job("ensure_partitions", every_seconds=24 * 3600, run=ensure_partitions, lock_key=PARTITION_JOB_LOCK)]
-    )
+    scheduler = Scheduler(background_jobs())
     scheduler.start()
     try:
         yield
@@ -45,15 +62,38 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 
 def create_app() -> Litestar:
     template_config = TemplateConfig(
-        directory=PROJECT_ROOT / "templates", engine=Jinja, engine_callback=_configure_jinja
+        directory=PROJECT_ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_configure_jinja
+    )
+    openapi_config = OpenAPIConfig(
+        title="VetBook API",
+        version="1.0.0",
+        path="/api/schema",
+        render_plugins=[JsonRenderPlugin()],
+        components=Components(
+            security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+        ),
+        security=[{"BearerToken": []}],
     )
     return Litestar(
         route_handlers=[
             ClinicPagesController,
+            AccountPagesController,
+            PetPagesController,
+            StaffPagesController,
             HealthController,
-            create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], name="static"),
+            AuthApiController,
+            MeApiController,
+            PetApiController,
+            create_static_files_router(
+                path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
+            ),
         ],
         template_config=template_config,
         plugins=[HTMXPlugin()],
+        middleware=[DefineMiddleware(security_headers_middleware), DefineMiddleware(authentication_middleware)],
+        csrf_config=csrf_config(),
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config,
+        request_max_body_size=MAX_REQUEST_BODY_BYTES,
         lifespan=[lifespan],
     )

@@ -82,6 +82,40 @@ def demo() -> None:
 
 
 @main.group()
+def user() -> None:
+    """Accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True)
+@click.option("--role", required=True, type=click.Choice(["owner", "receptionist", "manager"]))
+@click.option("--clinic", "clinic_id", default=None, help="Clinic id (required for a receptionist).")
+@click.option("--name", default=None, help="Display name (default: the part of the email before @).")
+def user_create(email: str, password: str, role: str, clinic_id: str | None, name: str | None) -> None:
+    """Create an account, e.g. the first manager."""
+    from uuid import UUID
+
+    from web.accounts.services import create_user
+    from web.core.errors import InvalidInput
+
+    try:
+        clinic = UUID(clinic_id) if clinic_id else None
+    except ValueError:
+        raise click.BadParameter("not a clinic id (a UUID)", param_hint="--clinic") from None
+    try:
+        created = _run_with_pool(
+            lambda: create_user(email=email, password=password, role=role, name=name or email.split("@")[0],
+                                clinic_id=clinic)
+        )
+    except InvalidInput as exc:
+        for field, message in exc.field_errors.items():
+            click.echo(f"{field}: {message}", err=True)
+        sys.exit(2)
+    click.echo(f"created {created['role']} {created['email']} ({created['user_id']})")
+
+
+@main.group()
 def db() -> None:
     """The embedded PostgreSQL (when DATABASE_URL is not set)."""
 

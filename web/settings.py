@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +38,17 @@ class Settings:
     db_pool_max: int
     hold_ttl_seconds: int
     partition_months_ahead: int
+    # Signs CSRF tokens; every app process must share it (see ``secret_key``).
+    secret_key: str
+    web_session_ttl_hours: int
+    api_token_ttl_hours: int
+    # "N/S": at most N attempts per S seconds, per account and per client address.
+    login_rate_limit: str
+    login_ip_rate_limit: str
+    hold_rate_limit: str
+    # Mark cookies Secure even when a request arrives over plain HTTP (behind a TLS-terminating proxy
+    # that does not send X-Forwarded-Proto). Requests seen as https get Secure cookies anyway.
+    cookie_secure: bool
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -58,4 +70,40 @@ def get_settings() -> Settings:
         db_pool_max=_int_env("VETBOOK_DB_POOL_MAX", 10),
         hold_ttl_seconds=_int_env("HOLD_TTL_SECONDS", 600),
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
+        secret_key=os.environ.get("VETBOOK_SECRET_KEY", "").strip() or _persistent_secret(data_dir),
+        web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
+        api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),
+        login_rate_limit=os.environ.get("VETBOOK_LOGIN_RATE_LIMIT", "5/300"),
+        login_ip_rate_limit=os.environ.get("VETBOOK_LOGIN_IP_RATE_LIMIT", "30/300"),
+        hold_rate_limit=os.environ.get("VETBOOK_HOLD_RATE_LIMIT", "30/600"),
+        cookie_secure=os.environ.get("VETBOOK_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
     )
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    """Without VETBOOK_SECRET_KEY, a random secret kept in the data folder, so that restarts and every
+    worker process share it. (Production sets VETBOOK_SECRET_KEY.)"""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Written aside, then linked into place: two processes starting at once agree on one secret.
+        draft = data_dir / f".secret_key.{os.getpid()}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def parse_rate(spec: str) -> tuple[int, int]:
+    """``"5/300"`` -> (5, 300): at most 5 hits per 300 seconds."""
+    try:
+        limit, seconds = (int(part) for part in spec.split("/"))
+    except ValueError as exc:
+        raise SystemExit(f"a rate limit must look like 5/300 (hits/seconds), got {spec!r}") from exc
+    return limit, seconds

@@ -13,6 +13,7 @@ from web.clinics import services
 
 
 class ClinicPagesController(Controller):
+    include_in_schema = False
     @get("/", name="home")
     async def home(self) -> Template:
         return Template("home.html", context={"clinics": await services.list_clinics()})

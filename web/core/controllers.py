@@ -10,6 +10,7 @@ from piccolo.engine import engine_finder
 class HealthController(Controller):
     path = "/api/v1"
     tags = ["operations"]
+    security = []
 
     @get("/health", name="health")
     async def health(self) -> dict[str, str]:

@@ -57,6 +57,9 @@ def free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # PostgreSQL binds with SO_REUSEADDR; without it, the TIME_WAIT connections a stopped server
+        # leaves behind would make its own port look taken for a minute after every stop.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -119,6 +122,8 @@ class LocalPostgres:
         """Initialise the cluster if needed, start it if it is not running, create the default database.
 
         Returns the connection URL of the default database."""
+        # Before touching any folder: a cluster of another major version is left exactly as it is.
+        self._refuse_other_major_version()
         self._prepare_folders()
         self._init_cluster_if_needed()
         if self.is_running():
@@ -210,17 +215,22 @@ class LocalPostgres:
             if not mode & stat.S_IXOTH:
                 folder.chmod(mode | stat.S_IXOTH)
 
-    def _init_cluster_if_needed(self) -> None:
+    def _refuse_other_major_version(self) -> None:
         version_file = self.pgdata / "PG_VERSION"
-        major = self.major_version
-        if version_file.exists():
-            found = version_file.read_text().strip()
-            if found != str(major):
-                raise EmbeddedPostgresError(
-                    f"{self.pgdata} holds a PostgreSQL {found} cluster but the server binaries are {major}; "
-                    f"move that folder away (or dump and restore it) before starting"
-                )
+        if not version_file.exists():
             return
+        found = version_file.read_text().strip()
+        major = self.major_version
+        if found != str(major):
+            raise EmbeddedPostgresError(
+                f"{self.pgdata} holds a PostgreSQL {found} cluster but the server binaries are {major}; "
+                f"move that folder away (or dump and restore it) before starting"
+            )
+
+    def _init_cluster_if_needed(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():  # its version was checked first thing in start()
+            return
+        major = self.major_version
         pwfile = self.data_dir / "log" / ".initdb-pw"
         pwfile.write_text(self.password)
         user = self._server_user()

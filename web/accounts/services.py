@@ -1,0 +1,220 @@
+"""Domain services of accounts: registration, login, sessions and tokens, staff accounts, pets.
+
+Scope rules live here: an owner reaches only their own pets; a manager manages only receptionists of the
+clinics they manage. Someone else's object is "not found", never "forbidden", so ids cannot be probed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from uuid import UUID
+
+import asyncpg
+
+from web.accounts import validation
+from web.accounts.auth import ROLE_MANAGER, ROLE_OWNER, ROLE_RECEPTIONIST, CurrentUser, token_hash
+from web.accounts.passwords import hash_password, verify_password
+from web.accounts.tables import AuthSession, Pet, User
+from web.clinics.tables import Clinic
+from web.core import rate_limit, sql
+from web.core.errors import DomainError, InvalidInput, NotFound
+from web.settings import get_settings
+
+WRONG_CREDENTIALS = "Email or password is wrong."
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified when the email is unknown, so that a wrong email costs as long as a wrong password."""
+    return hash_password("not-a-real-password-" + secrets.token_hex(8))
+
+
+class InvalidCredentials(DomainError):
+    def __init__(self) -> None:
+        super().__init__(detail=WRONG_CREDENTIALS, status=401, title="Unauthorized")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ people
+
+
+async def register_owner(data: dict) -> dict:
+    """Create a pet owner's account from the sign-up form or API body."""
+    clean = validation.registration(data)
+    try:
+        rows = await User.insert(
+            User(
+                email=clean["email"], name=clean["name"], phone=clean["phone"], role=ROLE_OWNER,
+                password_hash=hash_password(clean["password"]),
+            )
+        ).returning(User.user_id, User.email, User.name, User.role)
+    except asyncpg.UniqueViolationError as exc:
+        raise InvalidInput({"email": "An account with this email already exists. Log in instead."}) from exc
+    return rows[0]
+
+
+async def authenticate(email: object, password: object, client_address: str) -> dict:
+    """The active user with this email and password, within the login rate limits (per account and per
+    client address); InvalidCredentials otherwise, with the same answer for an unknown email and a wrong
+    password."""
+    settings = get_settings()
+    normalised = email.strip().lower() if isinstance(email, str) else ""
+    await rate_limit.hit(f"login:ip:{client_address}", settings.login_ip_rate_limit,
+                         "Too many login attempts from your network. Wait a moment and try again.")
+    if normalised:
+        await rate_limit.hit(f"login:account:{normalised}", settings.login_rate_limit,
+                             "Too many login attempts for this account. Wait a moment and try again.")
+    if not normalised or not isinstance(password, str) or not password or len(password) > 200:
+        raise InvalidCredentials()
+    user = await User.select(
+        User.user_id, User.email, User.name, User.role, User.clinic_id, User.password_hash
+    ).where((User.email == normalised) & (User.is_active.eq(True))).first()
+    if user is None:
+        verify_password(_dummy_hash(), password)
+        raise InvalidCredentials()
+    if not verify_password(user["password_hash"], password):
+        raise InvalidCredentials()
+    await User.update({User.last_login_at: _now()}).where(User.user_id == user["user_id"])
+    user.pop("password_hash")
+    return user
+
+
+async def create_session(user_id: UUID, kind: str, user_agent: str | None = None) -> tuple[str, datetime]:
+    """Start a web session (``kind='web'``) or issue an API token (``'api'``). Returns the secret, which
+    is shown to the client once and stored only as its hash, and its expiry."""
+    settings = get_settings()
+    hours = settings.web_session_ttl_hours if kind == "web" else settings.api_token_ttl_hours
+    token = secrets.token_urlsafe(32)
+    expires_at = _now() + timedelta(hours=hours)
+    await AuthSession.insert(
+        AuthSession(
+            token_hash=token_hash(token), user_id=user_id, kind=kind, expires_at=expires_at,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    return token, expires_at
+
+
+async def revoke_session(session_id: UUID) -> None:
+    """End a session or token for real: it stops working on every app process at once."""
+    await AuthSession.update({AuthSession.revoked_at: _now()}).where(
+        (AuthSession.session_id == session_id) & AuthSession.revoked_at.is_null()
+    )
+
+
+async def create_user(
+    email: str, password: str, role: str, name: str, clinic_id: UUID | None = None, phone: str | None = None
+) -> dict:
+    """Create any account (the CLI's ``vetbook user create``; managers use ``create_receptionist``)."""
+    errors: dict[str, str] = {}
+    clean_email = validation.clean_email(email, errors)
+    clean_name = validation.clean_name(name, errors)
+    clean_password = validation.clean_password(password, errors)
+    if role not in (ROLE_OWNER, ROLE_RECEPTIONIST, ROLE_MANAGER):
+        errors["role"] = "Choose owner, receptionist or manager."
+    if role == ROLE_RECEPTIONIST and clinic_id is None:
+        errors["clinic"] = "A receptionist works at a clinic: give its id."
+    if role == ROLE_OWNER and clinic_id is not None:
+        errors["clinic"] = "An owner does not belong to a clinic."
+    if clinic_id is not None and not await Clinic.exists().where(Clinic.clinic_id == clinic_id):
+        errors["clinic"] = "No clinic has this id."
+    if errors:
+        raise InvalidInput(errors)
+    try:
+        rows = await User.insert(
+            User(email=clean_email, name=clean_name, role=role, clinic_id=clinic_id, phone=phone,
+                 password_hash=hash_password(clean_password))
+        ).returning(User.user_id, User.email, User.name, User.role, User.clinic_id)
+    except asyncpg.UniqueViolationError as exc:
+        raise InvalidInput({"email": "An account with this email already exists."}) from exc
+    return rows[0]
+
+
+async def managed_clinics(manager: CurrentUser) -> list[dict]:
+    query = Clinic.select(Clinic.clinic_id, Clinic.name).order_by(Clinic.name)
+    if manager.clinic_id is not None:
+        query = query.where(Clinic.clinic_id == manager.clinic_id)
+    return await query
+
+
+async def list_receptionists(manager: CurrentUser) -> list[dict]:
+    """Receptionists of the clinics this manager manages."""
+    query = User.select(
+        User.user_id, User.email, User.name, User.phone, User.is_active, User.clinic_id,
+        User.clinic_id.name.as_alias("clinic_name"),
+    ).where(User.role == ROLE_RECEPTIONIST).order_by(User.clinic_id.name, User.name)
+    if manager.clinic_id is not None:
+        query = query.where(User.clinic_id == manager.clinic_id)
+    return await query
+
+
+async def create_receptionist(manager: CurrentUser, data: dict) -> dict:
+    errors: dict[str, str] = {}
+    clinic_id: UUID | None = None
+    try:
+        clinic_id = UUID(str(data.get("clinic_id", "")).strip())
+    except ValueError:
+        errors["clinic_id"] = "Choose a clinic."
+    if clinic_id is not None and not manager.manages_clinic(clinic_id):
+        errors["clinic_id"] = "Choose one of your clinics."
+    if errors:
+        raise InvalidInput(errors)
+    phone_errors: dict[str, str] = {}
+    phone = validation.clean_phone(data.get("phone"), phone_errors)
+    if phone_errors:
+        raise InvalidInput(phone_errors)
+    return await create_user(
+        email=data.get("email") or "", password=data.get("password") or "", role=ROLE_RECEPTIONIST,
+        name=data.get("name") or "", clinic_id=clinic_id, phone=phone,
+    )
+
+
+async def set_receptionist_active(manager: CurrentUser, user_id: UUID, active: bool) -> None:
+    """Deactivate (or reactivate) a receptionist of one of the manager's clinics. Deactivation ends their
+    sessions and tokens at once."""
+    target = await User.select(User.user_id, User.clinic_id).where(
+        (User.user_id == user_id) & (User.role == ROLE_RECEPTIONIST)
+    ).first()
+    if target is None or not manager.manages_clinic(target["clinic_id"]):
+        raise NotFound("No such receptionist.")
+    await User.update({User.is_active: active}).where(User.user_id == user_id)
+    if not active:
+        await sql.execute(
+            "UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
+        )
+
+
+# ------------------------------------------------------------------ pets
+
+PET_COLUMNS = (Pet.pet_id, Pet.name, Pet.species, Pet.breed, Pet.birth_date, Pet.notes)
+
+
+async def list_pets(owner: CurrentUser) -> list[dict]:
+    return await Pet.select(*PET_COLUMNS).where(Pet.owner_id == owner.user_id).order_by(Pet.name)
+
+
+async def get_pet(owner: CurrentUser, pet_id: UUID) -> dict:
+    pet = await Pet.select(*PET_COLUMNS).where((Pet.pet_id == pet_id) & (Pet.owner_id == owner.user_id)).first()
+    if pet is None:
+        raise NotFound("No such pet.")
+    return pet
+
+
+async def add_pet(owner: CurrentUser, data: dict, today: date | None = None) -> dict:
+    clean = validation.pet(data, today or date.today())
+    rows = await Pet.insert(Pet(owner_id=owner.user_id, **clean)).returning(*PET_COLUMNS)
+    return rows[0]
+
+
+async def update_pet(owner: CurrentUser, pet_id: UUID, data: dict, today: date | None = None) -> dict:
+    await get_pet(owner, pet_id)
+    clean = validation.pet(data, today or date.today())
+    rows = await Pet.update({getattr(Pet, key): value for key, value in clean.items()}).where(
+        (Pet.pet_id == pet_id) & (Pet.owner_id == owner.user_id)
+    ).returning(*PET_COLUMNS)
+    return rows[0]

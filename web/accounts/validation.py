@@ -1,0 +1,106 @@
+"""Validation of what people type about themselves and their pets, shared by the pages and the API.
+
+Each function takes raw values (strings from a form, or already-typed JSON values) and returns clean
+values, or raises InvalidInput with one message per field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from web.core.errors import InvalidInput
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+PHONE_PATTERN = re.compile(r"^\+?[0-9 ()\-]{6,25}$")
+SPECIES = ("dog", "cat", "rabbit", "bird", "hamster", "guinea_pig", "reptile", "fish", "other")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 200
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def clean_email(value: object, errors: dict[str, str], field: str = "email") -> str:
+    email = _text(value).lower()
+    if not email:
+        errors[field] = "Enter your email address."
+    elif len(email) > 254 or not EMAIL_PATTERN.match(email):
+        errors[field] = "Enter an email address like name@example.com."
+    return email
+
+
+def clean_name(value: object, errors: dict[str, str], field: str = "name", max_length: int = 120) -> str:
+    name = _text(value)
+    if not name:
+        errors[field] = "This field is required."
+    elif len(name) > max_length:
+        errors[field] = f"Use at most {max_length} characters."
+    return name
+
+
+def clean_phone(value: object, errors: dict[str, str], required: bool = False) -> str | None:
+    phone = _text(value)
+    if not phone:
+        if required:
+            errors["phone"] = "Enter a phone number."
+        return None
+    if not PHONE_PATTERN.match(phone):
+        errors["phone"] = "Enter a phone number like +62 812 3456 7890."
+    return phone
+
+
+def clean_password(value: object, errors: dict[str, str]) -> str:
+    password = value if isinstance(value, str) else ""
+    if len(password) < MIN_PASSWORD:
+        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+    elif len(password) > MAX_PASSWORD:
+        errors["password"] = f"Use at most {MAX_PASSWORD} characters."
+    return password
+
+
+def registration(data: dict) -> dict:
+    errors: dict[str, str] = {}
+    clean = {
+        "name": clean_name(data.get("name"), errors),
+        "email": clean_email(data.get("email"), errors),
+        "phone": clean_phone(data.get("phone"), errors, required=True),
+        "password": clean_password(data.get("password"), errors),
+    }
+    if errors:
+        raise InvalidInput(errors)
+    return clean
+
+
+def pet(data: dict, today: date) -> dict:
+    """Name and species are required; breed, birth date (not in the future) and notes are optional."""
+    errors: dict[str, str] = {}
+    clean: dict = {"name": clean_name(data.get("name"), errors, max_length=80)}
+    species = _text(data.get("species")).lower()
+    if species not in SPECIES:
+        errors["species"] = "Choose one of: " + ", ".join(SPECIES) + "."
+    clean["species"] = species
+    breed = _text(data.get("breed"))
+    if len(breed) > 80:
+        errors["breed"] = "Use at most 80 characters."
+    clean["breed"] = breed or None
+    raw_birth = data.get("birth_date")
+    birth: date | None = None
+    if isinstance(raw_birth, date):
+        birth = raw_birth
+    elif _text(raw_birth):
+        try:
+            birth = date.fromisoformat(_text(raw_birth))
+        except ValueError:
+            errors["birth_date"] = "Enter a date as YYYY-MM-DD."
+    if birth is not None and not (date(1950, 1, 1) <= birth <= today):
+        errors["birth_date"] = "The birth date cannot be in the future (or before 1950)."
+    clean["birth_date"] = birth
+    notes = _text(data.get("notes"))
+    if len(notes) > 2000:
+        errors["notes"] = "Use at most 2000 characters."
+    clean["notes"] = notes or None
+    if errors:
+        raise InvalidInput(errors)
+    return clean

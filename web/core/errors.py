@@ -1,0 +1,145 @@
+"""Errors people understand: domain errors raised by services, and how every error is answered.
+
+The API answers JSON problem details (RFC 9457: ``{"status", "title", "detail", "errors"?}``); pages answer
+an HTML error page (or a redirect to the login page when someone must sign in first). Nothing a client
+sends may produce a 500: constraint violations that slip past a service become 409/422, and only a real
+bug is answered with 500 (and logged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import quote
+
+import asyncpg
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.response import Redirect, Template
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+@dataclass
+class DomainError(Exception):
+    """A rule of the domain said no. ``status`` is the HTTP status it maps to."""
+
+    detail: str
+    status: int = 400
+    title: str = ""
+    # Field name -> message, for forms and API bodies.
+    field_errors: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+        self.title = self.title or HTTPStatus(self.status).phrase
+
+
+class NotFound(DomainError):
+    """Missing, or not yours (the same answer, so that ids cannot be probed)."""
+
+    def __init__(self, detail: str = "Not found.") -> None:
+        super().__init__(detail=detail, status=404)
+
+
+class Conflict(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, status=409)
+
+
+class Gone(DomainError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, status=410)
+
+
+class InvalidInput(DomainError):
+    def __init__(self, field_errors: dict[str, str], detail: str = "Some fields need attention.") -> None:
+        super().__init__(detail=detail, status=422, title="Invalid input", field_errors=field_errors)
+
+
+def is_api_request(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def problem(status: int, detail: str, title: str = "", errors: list[dict] | None = None, headers=None) -> Response:
+    body: dict = {"status": status, "title": title or HTTPStatus(status).phrase, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _error_page(request: Request, status: int, title: str, detail: str, headers=None) -> Response:
+    return Template(
+        "error.html",
+        context={"status": status, "title": title or HTTPStatus(status).phrase, "detail": detail},
+        status_code=status,
+        headers=headers,
+        media_type=MediaType.HTML,
+    )
+
+
+def _answer(request: Request, status: int, detail: str, title: str = "", errors=None, headers=None) -> Response:
+    if is_api_request(request):
+        return problem(status, detail, title, errors, headers)
+    return _error_page(request, status, title, detail, headers)
+
+
+def handle_domain_error(request: Request, exc: DomainError) -> Response:
+    errors = [{"field": name, "message": message} for name, message in exc.field_errors.items()]
+    return _answer(request, exc.status, exc.detail, exc.title, errors)
+
+
+def handle_validation_error(request: Request, exc: ValidationException) -> Response:
+    errors = []
+    for item in exc.extra or []:
+        if isinstance(item, dict):
+            errors.append({"field": item.get("key") or item.get("source") or "body", "message": item.get("message", "")})
+    detail = "The request is not valid: " + "; ".join(
+        f"{error['field']}: {error['message']}" for error in errors
+    ) if errors else (exc.detail or "The request is not valid.")
+    return _answer(request, 422 if is_api_request(request) else 400, detail, "Invalid request", errors)
+
+
+def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, NotAuthorizedException) and not is_api_request(request):
+        target = "/login?next=" + quote(request.url.path, safe="/")
+        if request.headers.get("hx-request"):
+            return Response(content="", status_code=200, headers={"HX-Redirect": target})
+        return Redirect(path=target, status_code=303)
+    headers = dict(exc.headers or {})
+    if isinstance(exc, NotAuthorizedException) and is_api_request(request):
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="vetbook"')
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    if status == 403 and "CSRF" in detail:
+        detail = "Your form expired or came from another site. Reload the page and try again."
+    return _answer(request, status, detail, headers=headers or None)
+
+
+def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Response:
+    """A safety net: services translate the rules they know; a constraint that still fires is the client's
+    input breaking a rule, not a crash."""
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        name = getattr(exc, "constraint_name", None) or "a data rule"
+        log.warning("constraint violation reached the handler", constraint=name, path=request.url.path)
+        return _answer(request, 409, f"The request conflicts with the current data ({name}).")
+    if isinstance(exc, asyncpg.DataError):
+        return _answer(request, 422, "A value in the request is out of range or malformed.")
+    return handle_internal_error(request, exc)
+
+
+def handle_internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
+    return _answer(request, 500, "Something went wrong on our side. Please try again.")
+
+
+EXCEPTION_HANDLERS = {
+    DomainError: handle_domain_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_exception,
+    asyncpg.PostgresError: handle_database_error,
+    Exception: handle_internal_error,
+}
