@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from web.core.embedded_postgres import LocalPostgres
@@ -27,6 +28,9 @@ TEMPLATE_DB = "vetbook_template"
 # Never let a test touch a developer's own embedded database under .vetbook/.
 os.environ.pop("DATABASE_URL", None)
 os.environ["VETBOOK_DATA_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vetbook-tests-unused-{os.getpid()}")
+# A fixed signing key, so that no test writes a secret file (and app processes started by tests agree).
+os.environ.setdefault("VETBOOK_SECRET_KEY", "test-secret-key-not-for-production")
+APP_DATABASE = "vetbook_app"
 
 
 def run_cli(*args: str, database_url: str, check: bool = True, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
@@ -99,3 +103,47 @@ async def conn(fresh_database_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="session")
+def app_database_url(pg_server: LocalPostgres, template_database: str) -> str:
+    """The database of the in-process app (one per session; tests clean up what they make).
+
+    Piccolo's engine reads DATABASE_URL once, when ``web.core.piccolo_conf`` is first imported, so this
+    fixture must run before anything queries through the ORM."""
+    if "web.core.piccolo_conf" in sys.modules:
+        raise AssertionError("Piccolo's engine was configured before app_database_url; use the fixture earlier")
+    pg_server.create_database(APP_DATABASE, template=template_database)
+    url = pg_server.url(APP_DATABASE)
+    os.environ["DATABASE_URL"] = url
+    from web.settings import get_settings
+
+    get_settings.cache_clear()
+    return url
+
+
+@pytest.fixture(scope="session")
+async def app(app_database_url: str) -> AsyncIterator[object]:
+    """The Litestar app in this process with its connection pool open.
+
+    Litestar's own lifespan is not entered: its anyio task group must be left by the task that entered
+    it, and pytest-asyncio sets up and tears down session fixtures in different tasks. The background jobs
+    it would start are tested on their own (and in the tests that run ``vetbook serve``)."""
+    from piccolo.engine import engine_finder
+
+    from web.app import create_app
+
+    engine = engine_finder()
+    await engine.start_connection_pool(min_size=1, max_size=10)
+    try:
+        yield create_app()
+    finally:
+        await engine.close_connection_pool()
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the in-process app (real HTTP semantics, no network)."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        yield http

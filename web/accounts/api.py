@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from web.accounts import services
@@ -26,7 +27,7 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
 class TokenResponse(msgspec.Struct):
     access_token: str
     token_type: str
-    user_id: UUID
+    user_id: FromPath[UUID]
     role: str
     expires_at: datetime
 
@@ -39,11 +40,11 @@ class RegistrationRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Me(msgspec.Struct):
-    user_id: UUID
+    user_id: FromPath[UUID]
     email: str
     name: str
     role: str
-    clinic_id: UUID | None
+    clinic_id: FromPath[UUID] | None
 
 
 class PetBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,7 +56,7 @@ class PetBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class PetOut(msgspec.Struct):
-    pet_id: UUID
+    pet_id: FromPath[UUID]
     name: str
     species: str
     breed: str | None
@@ -72,7 +73,7 @@ class AuthApiController(Controller):
     tags = ["auth"]
 
     @post("/token", status_code=HTTP_200_OK)
-    async def issue_token(self, request: Request, data: TokenRequest) -> TokenResponse:
+    async def issue_token(self, request: Request, data: JSONBody[TokenRequest]) -> TokenResponse:
         """Exchange email and password for a bearer token (401 with one message for any wrong pair)."""
         user = await services.authenticate(data.email, data.password, request.client.host)
         token, expires_at = await services.create_session(user["user_id"], "api", request.headers.get("user-agent"))
@@ -85,7 +86,7 @@ class AuthApiController(Controller):
         await services.revoke_session(request.user.session_id)
 
     @post("/register", status_code=201)
-    async def register(self, data: RegistrationRequest) -> Me:
+    async def register(self, data: JSONBody[RegistrationRequest]) -> Me:
         """Create a pet owner's account."""
         user = await services.register_owner(msgspec.structs.asdict(data))
         return Me(user_id=user["user_id"], email=user["email"], name=user["name"], role=user["role"], clinic_id=None)
@@ -114,16 +115,16 @@ class PetApiController(Controller):
         return [_pet_out(row) for row in await services.list_pets(request.user)]
 
     @post("/", status_code=201)
-    async def add_pet(self, request: Request, data: PetBody) -> PetOut:
+    async def add_pet(self, request: Request, data: JSONBody[PetBody]) -> PetOut:
         """Add a pet."""
         return _pet_out(await services.add_pet(request.user, msgspec.structs.asdict(data)))
 
     @get("/{pet_id:uuid}")
-    async def get_pet(self, request: Request, pet_id: UUID) -> PetOut:
+    async def get_pet(self, request: Request, pet_id: FromPath[UUID]) -> PetOut:
         """One of the owner's pets (404 for anyone else's)."""
         return _pet_out(await services.get_pet(request.user, pet_id))
 
     @put("/{pet_id:uuid}")
-    async def update_pet(self, request: Request, pet_id: UUID, data: PetBody) -> PetOut:
+    async def update_pet(self, request: Request, pet_id: FromPath[UUID], data: JSONBody[PetBody]) -> PetOut:
         """Replace a pet's details."""
         return _pet_out(await services.update_pet(request.user, pet_id, msgspec.structs.asdict(data)))

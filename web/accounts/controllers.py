@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import TooManyRequestsException
-from litestar.params import Body
+from litestar.params import FromPath, FromQuery, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from web.accounts import services
@@ -25,7 +24,7 @@ from web.accounts.validation import SPECIES
 from web.core.errors import InvalidInput
 from web.settings import get_settings
 
-FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+FormData = URLEncodedBody[dict[str, Any]]
 
 
 def _safe_next(target: object) -> str | None:
@@ -53,7 +52,7 @@ class AccountPagesController(Controller):
     include_in_schema = False
 
     @get("/login", name="login")
-    async def login_form(self, next: str | None = None) -> Template:
+    async def login_form(self, next: FromQuery[str | None] = None) -> Template:
         return Template("accounts/login.html", context={"next": _safe_next(next) or "", "values": {}, "error": None})
 
     @post("/login", name="login_submit")
@@ -116,12 +115,12 @@ class PetPagesController(Controller):
         return Redirect(path="/profile", status_code=303)
 
     @get("/{pet_id:uuid}/edit", name="pet_edit")
-    async def edit_pet_form(self, request: Request, pet_id: UUID) -> Template:
+    async def edit_pet_form(self, request: Request, pet_id: FromPath[UUID]) -> Template:
         pet = await services.get_pet(request.user, pet_id)
         return Template("accounts/pet_form.html", context={"pet": pet, "values": pet, "errors": {}, "species": SPECIES})
 
     @post("/{pet_id:uuid}", name="pet_update")
-    async def update_pet(self, request: Request, pet_id: UUID, data: FormData) -> Response:
+    async def update_pet(self, request: Request, pet_id: FromPath[UUID], data: FormData) -> Response:
         pet = await services.get_pet(request.user, pet_id)
         try:
             await services.update_pet(request.user, pet_id, data)
@@ -157,11 +156,11 @@ class StaffPagesController(Controller):
         return Redirect(path="/staff", status_code=303)
 
     @post("/{user_id:uuid}/deactivate", name="staff_deactivate")
-    async def deactivate(self, request: Request, user_id: UUID) -> Response:
+    async def deactivate(self, request: Request, user_id: FromPath[UUID]) -> Response:
         await services.set_receptionist_active(request.user, user_id, active=False)
         return Redirect(path="/staff", status_code=303)
 
     @post("/{user_id:uuid}/activate", name="staff_activate")
-    async def activate(self, request: Request, user_id: UUID) -> Response:
+    async def activate(self, request: Request, user_id: FromPath[UUID]) -> Response:
         await services.set_receptionist_active(request.user, user_id, active=True)
         return Redirect(path="/staff", status_code=303)

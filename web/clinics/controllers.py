@@ -6,6 +6,7 @@ from uuid import UUID
 
 from litestar import Controller, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 
@@ -19,7 +20,7 @@ class ClinicPagesController(Controller):
         return Template("home.html", context={"clinics": await services.list_clinics()})
 
     @get("/clinics/{clinic_id:uuid}/services", name="clinic_services")
-    async def clinic_services(self, request: HTMXRequest, clinic_id: UUID) -> Template:
+    async def clinic_services(self, request: HTMXRequest, clinic_id: FromPath[UUID]) -> Template:
         clinic = await services.get_clinic(clinic_id)
         if clinic is None:
             raise NotFoundException("No such clinic.")
