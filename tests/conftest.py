@@ -30,6 +30,9 @@ os.environ.pop("DATABASE_URL", None)
 os.environ["VETBOOK_DATA_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vetbook-tests-unused-{os.getpid()}")
 # A fixed signing key, so that no test writes a secret file (and app processes started by tests agree).
 os.environ.setdefault("VETBOOK_SECRET_KEY", "test-secret-key-not-for-production")
+# In-process tests all come from 127.0.0.1: the per-address login limit is tested with its own settings
+# (tests/accounts/test_rate_limits.py), and must not answer 429 to unrelated tests here.
+os.environ.setdefault("VETBOOK_LOGIN_IP_RATE_LIMIT", "100000/300")
 APP_DATABASE = "vetbook_app"
 
 

@@ -35,7 +35,8 @@ class CurrentUser:
     # A receptionist's clinic, a manager's clinic (None: a manager of every clinic), None for owners.
     clinic_id: UUID | None
     locale: str | None
-    session_id: UUID
+    # The session or token the request came with (None when acting outside a request, e.g. the CLI).
+    session_id: UUID | None = None
 
     @property
     def is_staff(self) -> bool:

@@ -100,6 +100,16 @@ async def create_session(user_id: UUID, kind: str, user_agent: str | None = None
     return token, expires_at
 
 
+async def load_current_user(user_id: UUID) -> CurrentUser:
+    """The person with this id, as the services see a signed-in user (for jobs, the CLI and tests)."""
+    row = await User.select(
+        User.user_id, User.email, User.name, User.role, User.clinic_id, User.locale
+    ).where(User.user_id == user_id).first()
+    if row is None:
+        raise NotFound("No such user.")
+    return CurrentUser(**row)
+
+
 async def revoke_session(session_id: UUID) -> None:
     """End a session or token for real: it stops working on every app process at once."""
     await AuthSession.update({AuthSession.revoked_at: _now()}).where(

@@ -1,0 +1,158 @@
+"""Every route of the app, tried by every kind of person: each gets exactly what it should.
+
+The table below must name every route the app has: a new route without expectations fails
+``test_every_route_has_expectations``, so nobody can add a page or endpoint without deciding who may use it.
+Pages take the session cookie, the API a bearer token; someone else's object answers 404 (not 403), so
+ids cannot be probed; a signed-out visitor of a page is sent to the login page (303), of the API gets 401.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.accounts.helpers import CSRF_INPUT, make_person
+from web.accounts import services
+from web.accounts.auth import SESSION_COOKIE
+from web.clinics.tables import Clinic
+
+PERSONAS = ("anonymous", "owner", "other_owner", "receptionist", "other_receptionist", "manager", "other_manager")
+
+# Shorthands for rows of the table.
+ALL = dict.fromkeys(PERSONAS)
+
+
+def expect(default: int, **overrides: int) -> dict[str, int]:
+    return {persona: overrides.get(persona, default) for persona in PERSONAS}
+
+
+REDIRECT_TO_LOGIN = 303
+VALID_PET = {"name": "Matrix Cat", "species": "cat"}
+
+# (method, route path as Litestar names it) -> (concrete path template, body kind, expectations)
+MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
+    ("GET", "/"): ("/", None, expect(200)),
+    ("GET", "/clinics/{clinic_id:uuid}/services"): ("/clinics/{clinic_a}/services", None, expect(200)),
+    ("GET", "/login"): ("/login", None, expect(200)),
+    ("POST", "/login"): ("/login", "form:wrong_login", expect(401)),
+    ("GET", "/signup"): ("/signup", None, expect(200)),
+    ("POST", "/signup"): ("/signup", "form:empty", expect(422)),
+    ("POST", "/logout"): ("/logout", "form:empty", expect(303)),
+    ("GET", "/profile"): ("/profile", None, expect(200, anonymous=REDIRECT_TO_LOGIN)),
+    ("GET", "/pets/new"): ("/pets/new", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=200)),
+    ("POST", "/pets"): ("/pets", "form:pet", expect(403, anonymous=REDIRECT_TO_LOGIN, owner=303, other_owner=303)),
+    ("GET", "/pets/{pet_id:uuid}/edit"): (
+        "/pets/{owner_pet}/edit", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=404)),
+    ("POST", "/pets/{pet_id:uuid}"): (
+        "/pets/{owner_pet}", "form:pet", expect(403, anonymous=REDIRECT_TO_LOGIN, owner=303, other_owner=404)),
+    ("GET", "/staff"): ("/staff", None, expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=200)),
+    ("POST", "/staff"): ("/staff", "form:empty", expect(403, anonymous=REDIRECT_TO_LOGIN, manager=422, other_manager=422)),
+    ("POST", "/staff/{user_id:uuid}/deactivate"): (
+        "/staff/{target_receptionist}/deactivate", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=404)),
+    ("POST", "/staff/{user_id:uuid}/activate"): (
+        "/staff/{target_receptionist}/activate", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=404)),
+    ("GET", "/static/{file_path:path}"): ("/static/app.css", None, expect(200)),
+    ("GET", "/api/v1/health"): ("/api/v1/health", None, expect(200)),
+    ("GET", "/api/schema"): ("/api/schema", None, expect(200)),
+    ("GET", "/api/schema/{path:str}"): ("/api/schema/openapi.json", None, expect(200)),
+    ("POST", "/api/v1/auth/token"): ("/api/v1/auth/token", "json:wrong_login", expect(401)),
+    ("DELETE", "/api/v1/auth/token"): ("/api/v1/auth/token", None, expect(204, anonymous=401)),
+    ("POST", "/api/v1/auth/register"): ("/api/v1/auth/register", "json:empty", expect(422)),
+    ("GET", "/api/v1/me"): ("/api/v1/me", None, expect(200, anonymous=401)),
+    ("GET", "/api/v1/pets"): ("/api/v1/pets", None, expect(403, anonymous=401, owner=200, other_owner=200)),
+    ("POST", "/api/v1/pets"): ("/api/v1/pets", "json:pet", expect(403, anonymous=401, owner=201, other_owner=201)),
+    ("GET", "/api/v1/pets/{pet_id:uuid}"): (
+        "/api/v1/pets/{owner_pet}", None, expect(403, anonymous=401, owner=200, other_owner=404)),
+    ("PUT", "/api/v1/pets/{pet_id:uuid}"): (
+        "/api/v1/pets/{owner_pet}", "json:pet", expect(403, anonymous=401, owner=200, other_owner=404)),
+}
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for route in app.routes:
+        for method in getattr(route, "methods", ()):
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            # The OpenAPI plugin registers its documents as concrete paths once served.
+            path = "/api/schema/{path:str}" if route.path.startswith("/api/schema/") else route.path
+            routes.add((method, path))
+    return routes
+
+
+def test_every_route_has_expectations(app) -> None:
+    assert app_routes(app) == set(MATRIX), "add the new route to MATRIX with what each person may do"
+
+
+@pytest.fixture(scope="module")
+async def world(app) -> dict:
+    clinics = await Clinic.insert(
+        Clinic(name=f"Matrix A {uuid.uuid4().hex[:6]}", timezone="Asia/Jakarta"),
+        Clinic(name=f"Matrix B {uuid.uuid4().hex[:6]}", timezone="Asia/Jayapura"),
+    ).returning(Clinic.clinic_id)
+    clinic_a, clinic_b = clinics[0]["clinic_id"], clinics[1]["clinic_id"]
+    people = {
+        "owner": await make_person("owner"),
+        "other_owner": await make_person("owner"),
+        "receptionist": await make_person("receptionist", clinic_id=clinic_a),
+        "other_receptionist": await make_person("receptionist", clinic_id=clinic_b),
+        "manager": await make_person("manager", clinic_id=clinic_a),
+        "other_manager": await make_person("manager", clinic_id=clinic_b),
+    }
+    target = await make_person("receptionist", clinic_id=clinic_a)
+    owner_user = await services.load_current_user(people["owner"]["user_id"])
+    pet = await services.add_pet(owner_user, {"name": "Milo", "species": "cat"})
+    return {
+        "people": people,
+        "ids": {"clinic_a": clinic_a, "owner_pet": pet["pet_id"], "target_receptionist": target["user_id"]},
+    }
+
+
+async def _request_as(client: httpx.AsyncClient, persona: str, world: dict, method: str, path: str, body: str | None):
+    client.cookies.clear()
+    headers: dict[str, str] = {}
+    person = world["people"].get(persona)
+    is_api = path.startswith("/api/")
+    if person is not None:
+        # A fresh session for every request: a route like /logout must not spoil the next check.
+        token, _ = await services.create_session(person["user_id"], "api" if is_api else "web")
+        if is_api:
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            client.cookies.set(SESSION_COOKIE, token)
+    kwargs: dict = {"headers": headers}
+    if body is not None:
+        kind, name = body.split(":")
+        payload = {
+            "empty": {}, "pet": dict(VALID_PET),
+            # A new unknown email each time, so the per-account login limit never answers instead.
+            "wrong_login": {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.test", "password": "wrong-password"},
+        }[name]
+        if kind == "form":
+            page = await client.get("/login")
+            payload["_csrf_token"] = CSRF_INPUT.search(page.text).group(1)
+            kwargs["data"] = payload
+        else:
+            kwargs["json"] = payload
+    return await client.request(method, path, **kwargs)
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda route: f"{route[0]} {route[1]}")
+async def test_route_answers_each_person_as_expected(client: httpx.AsyncClient, world: dict, route) -> None:
+    template, body, expectations = MATRIX[route]
+    path = template.format(**{key: str(value) for key, value in world["ids"].items()})
+    answers = {}
+    for persona in PERSONAS:
+        response = await _request_as(client, persona, world, route[0], path, body)
+        answers[persona] = response.status_code
+        if response.status_code == REDIRECT_TO_LOGIN and expectations[persona] == REDIRECT_TO_LOGIN \
+                and persona == "anonymous" and route[1] not in ("/logout",):
+            assert response.headers["location"].startswith("/login"), response.headers["location"]
+        if path.startswith("/api/") and response.status_code >= 400:
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["status"] == response.status_code
+    assert answers == expectations
