@@ -123,9 +123,10 @@ def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Respo
     """A safety net: services translate the rules they know; a constraint that still fires is the client's
     input breaking a rule, not a crash."""
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
-        name = getattr(exc, "constraint_name", None) or "a data rule"
-        log.warning("constraint violation reached the handler", constraint=name, path=request.url.path)
-        return _answer(request, 409, f"The request conflicts with the current data ({name}).")
+        # The constraint's name is for the log: on a partition it reads like slots_202612_..._key.
+        log.warning("constraint violation reached the handler", constraint=getattr(exc, "constraint_name", None),
+                    path=request.url.path)
+        return _answer(request, 409, "The request conflicts with the current data. Reload and try again.")
     if isinstance(exc, asyncpg.DataError):
         return _answer(request, 422, "A value in the request is out of range or malformed.")
     return handle_internal_error(request, exc)
