@@ -183,6 +183,10 @@ class LocalPostgres:
         if user is not None:
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
             kwargs["env"] = {**os.environ, "HOME": str(self.data_dir), "USER": user.pw_name}
+            # Again on every call, not only at start: if a parent lost its o+x meanwhile (pytest resets
+            # /tmp/pytest-of-<user> to 0700 when another run starts), pg_ctl status would wrongly say
+            # "not running" and stop() would leave the server running.
+            self._make_parents_traversable()
         result = subprocess.run(args, **kwargs)
         if check and result.returncode != 0:
             log_tail = ""
