@@ -19,6 +19,9 @@ from piccolo.engine import engine_finder
 from web.accounts.api import AuthApiController, MeApiController, PetApiController
 from web.accounts.auth import authentication_middleware
 from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
+from web.booking import services as booking_services
+from web.booking.api import BookingApiController, ReservationApiController
+from web.clinics.api import ClinicApiController
 from web.clinics.controllers import ClinicPagesController
 from web.core import formatting, rate_limit
 from web.core.controllers import HealthController
@@ -27,9 +30,12 @@ from web.core.jobs import Job, Scheduler
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
 from web.settings import PROJECT_ROOT, get_settings
+from web.slots.api import SlotApiController
 
 PARTITION_JOB_LOCK = 0x7E7B00C1
 RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2
+HOLD_EXPIRY_LOCK = 0x7E7B00C3
+UNPAID_EXPIRY_LOCK = 0x7E7B00C4
 MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
@@ -43,6 +49,9 @@ def background_jobs() -> list[Job]:
         Job("ensure_partitions", every_seconds=24 * 3600, run=ensure_partitions, lock_key=PARTITION_JOB_LOCK),
         Job("forget_rate_limit_windows", every_seconds=3600, run=rate_limit.forget_old_windows,
             lock_key=RATE_LIMIT_CLEANUP_LOCK),
+        Job("expire_holds", every_seconds=5, run=booking_services.expire_holds, lock_key=HOLD_EXPIRY_LOCK),
+        Job("expire_unpaid_bookings", every_seconds=30, run=booking_services.expire_unpaid_bookings,
+            lock_key=UNPAID_EXPIRY_LOCK),
     ]
 
 
@@ -84,6 +93,10 @@ def create_app() -> Litestar:
             AuthApiController,
             MeApiController,
             PetApiController,
+            ClinicApiController,
+            SlotApiController,
+            ReservationApiController,
+            BookingApiController,
             create_static_files_router(
                 path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
             ),

@@ -81,6 +81,25 @@ def demo() -> None:
         click.echo(f"  {login.role:<13} {login.email:<26} password: {login.password}")
 
 
+@main.command()
+def check() -> None:
+    """Check every slot's places against its holds and bookings (exit 1 and list the slots that disagree)."""
+    from web.booking.services import slot_invariant_violations
+
+    violations = _run_with_pool(slot_invariant_violations)
+    if not violations:
+        click.echo("ok: every slot's remaining places = capacity - pending holds - bookings that keep a place")
+        return
+    click.echo(f"{len(violations)} slot(s) disagree:", err=True)
+    for row in violations:
+        click.echo(
+            f"  slot {row['slot_id']} on {row['date']}: capacity {row['capacity']}, remaining {row['remaining']}, "
+            f"pending holds {row['pending_holds']}, bookings keeping a place {row['kept_bookings']}",
+            err=True,
+        )
+    sys.exit(1)
+
+
 @main.group()
 def user() -> None:
     """Accounts."""

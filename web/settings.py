@@ -37,6 +37,10 @@ class Settings:
     db_pool_min: int
     db_pool_max: int
     hold_ttl_seconds: int
+    # How many pending holds one owner may have at once.
+    max_active_holds: int
+    # How long an unpaid booking waits for an online payment before it is cancelled.
+    payment_ttl_minutes: int
     partition_months_ahead: int
     # Signs CSRF tokens; every app process must share it (see ``secret_key``).
     secret_key: str
@@ -69,6 +73,8 @@ def get_settings() -> Settings:
         db_pool_min=_int_env("VETBOOK_DB_POOL_MIN", 1),
         db_pool_max=_int_env("VETBOOK_DB_POOL_MAX", 10),
         hold_ttl_seconds=_int_env("HOLD_TTL_SECONDS", 600),
+        max_active_holds=_int_env("VETBOOK_MAX_ACTIVE_HOLDS", 3),
+        payment_ttl_minutes=_int_env("VETBOOK_PAYMENT_TTL_MINUTES", 30),
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
         secret_key=os.environ.get("VETBOOK_SECRET_KEY", "").strip() or _persistent_secret(data_dir),
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),

@@ -16,7 +16,7 @@ import pytest
 from tests.accounts.helpers import CSRF_INPUT, make_person
 from web.accounts import services
 from web.accounts.auth import SESSION_COOKIE
-from web.clinics.tables import Clinic
+from web.clinics.tables import Clinic, Service
 
 PERSONAS = ("anonymous", "owner", "other_owner", "receptionist", "other_receptionist", "manager", "other_manager")
 
@@ -69,6 +69,30 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
         "/api/v1/pets/{owner_pet}", None, expect(403, anonymous=401, owner=200, other_owner=404)),
     ("PUT", "/api/v1/pets/{pet_id:uuid}"): (
         "/api/v1/pets/{owner_pet}", "json:pet", expect(403, anonymous=401, owner=200, other_owner=404)),
+    ("GET", "/api/v1/clinics"): ("/api/v1/clinics", None, expect(200, anonymous=401)),
+    ("GET", "/api/v1/clinics/{clinic_id:uuid}/services"): (
+        "/api/v1/clinics/{clinic_a}/services", None, expect(200, anonymous=401)),
+    ("GET", "/api/v1/slots"): (
+        "/api/v1/slots?clinic_id={clinic_a}&service_id={service_a}&date=2030-01-02", None, expect(200, anonymous=401)),
+    ("POST", "/api/v1/slots"): ("/api/v1/slots", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
+    ("POST", "/api/v1/reservations"): (
+        "/api/v1/reservations", "json:empty", expect(403, anonymous=401, owner=422, other_owner=422)),
+    ("DELETE", "/api/v1/reservations/{reservation_id:uuid}"): (
+        "/api/v1/reservations/{missing}", None, expect(403, anonymous=401, owner=404, other_owner=404)),
+    ("POST", "/api/v1/reservations/{reservation_id:uuid}/confirm"): (
+        "/api/v1/reservations/{missing}/confirm", "json:empty", expect(403, anonymous=401, owner=422, other_owner=422)),
+    ("GET", "/api/v1/bookings"): ("/api/v1/bookings", None, expect(200, anonymous=401)),
+    ("GET", "/api/v1/bookings/{booking_id:uuid}"): ("/api/v1/bookings/{missing}", None, expect(404, anonymous=401)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/cancel"): (
+        "/api/v1/bookings/{missing}/cancel", "json:empty", expect(422, anonymous=401)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/reschedule"): (
+        "/api/v1/bookings/{missing}/reschedule", "json:empty", expect(422, anonymous=401)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/check-in"): (
+        "/api/v1/bookings/{missing}/check-in", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/complete"): (
+        "/api/v1/bookings/{missing}/complete", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/no-show"): (
+        "/api/v1/bookings/{missing}/no-show", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
 }
 
 
@@ -106,9 +130,13 @@ async def world(app) -> dict:
     target = await make_person("receptionist", clinic_id=clinic_a)
     owner_user = await services.load_current_user(people["owner"]["user_id"])
     pet = await services.add_pet(owner_user, {"name": "Milo", "species": "cat"})
+    service = await Service.insert(
+        Service(clinic_id=clinic_a, name="Matrix check-up", duration_minutes=30, price=150000)
+    ).returning(Service.service_id)
     return {
         "people": people,
-        "ids": {"clinic_a": clinic_a, "owner_pet": pet["pet_id"], "target_receptionist": target["user_id"]},
+        "ids": {"clinic_a": clinic_a, "owner_pet": pet["pet_id"], "target_receptionist": target["user_id"],
+                "service_a": service[0]["service_id"], "missing": uuid.uuid4()},
     }
 
 

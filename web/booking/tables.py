@@ -58,6 +58,7 @@ class Booking(Table, tablename="bookings"):
     rescheduled_from_booking_id = UUID(null=True, default=None)
     rescheduled_from_created_at = Timestamptz(null=True, default=None)
     booking_source = Varchar(length=20, default="app")
+    payment_due_at = Timestamptz(null=True, default=None)
 
 
 class BookingHistory(Table, tablename="booking_history"):

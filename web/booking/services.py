@@ -1,0 +1,419 @@
+"""The booking engine: hold, release, confirm, cancel, reschedule, staff transitions and expiry.
+
+The only place where booking rules live. Each operation is one transaction (``transaction_as``: the
+status-history trigger records who acted, why, and with what refund); capacity is guarded by SQL
+(web/booking/statements.py), never by a read-then-write in Python. Someone else's hold or booking is
+"not found", never "forbidden".
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from uuid import UUID
+
+import asyncpg
+
+from web.accounts.auth import ROLE_OWNER, CurrentUser
+from web.booking import state
+from web.booking import statements as q
+from web.core import rate_limit, sql
+from web.core.audit import transaction_as
+from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
+from web.settings import get_settings
+
+SLOT_JUST_TAKEN = "Sorry, this slot was just taken. Please choose another time."
+
+
+class SlotUnavailable(Conflict):
+    """The slot cannot be held: full, blocked, started, or too close to its start."""
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    name: str
+    percentage: int
+
+
+STANDARD_POLICY = RefundPolicy("standard_cancellation", 90)
+CLINIC_POLICY = RefundPolicy("clinic_cancellation", 100)
+LATE_POLICY = RefundPolicy("late_cancellation", 0)
+
+CANCELLATION_REASONS = ("customer_request", "schedule_conflict", "pet_unwell", "clinic_request", "other")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_lock_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def _slot(slot_id: UUID) -> asyncpg.Record:
+    slot = await sql.fetchrow(q.SLOT_BY_ID, slot_id)
+    if slot is None:
+        raise NotFound("No such slot.")
+    return slot
+
+
+def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
+    if slot["status"] in ("maintenance", "unavailable"):
+        return "This slot is not open for booking."
+    if slot["start_time"] <= now:
+        return "This slot has already started."
+    if slot["start_time"] <= now + timedelta(minutes=slot["min_booking_notice_minutes"]):
+        hours, minutes = divmod(slot["min_booking_notice_minutes"], 60)
+        notice = f"{hours} h {minutes} min" if hours and minutes else (f"{hours} h" if hours else f"{minutes} min")
+        return f"This clinic takes bookings up to {notice} before the start. Please choose a later time."
+    return SLOT_JUST_TAKEN
+
+
+async def _require_own_pet(owner: CurrentUser, pet_id: UUID) -> None:
+    owns = await sql.fetchval("SELECT EXISTS (SELECT 1 FROM pets WHERE pet_id = $1 AND owner_id = $2)",
+                              pet_id, owner.user_id)
+    if not owns:
+        raise NotFound("No such pet.")
+
+
+# ------------------------------------------------------------------ holds
+
+
+async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
+    """Hold one place of ``slot_id`` for ``pet_id`` for HOLD_TTL_SECONDS. Returns the reservation with
+    its unguessable ``lock_token``. SlotUnavailable (409) when the slot cannot be held; nothing is
+    written then."""
+    settings = get_settings()
+    if owner.role != ROLE_OWNER:
+        raise DomainError("Only pet owners hold slots for themselves.", status=403)
+    await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
+                         "You are holding slots too quickly. Wait a moment and try again.")
+    await _require_own_pet(owner, pet_id)
+    slot = await _slot(slot_id)
+    async with transaction_as(owner.user_id, reason="hold"):
+        await sql.execute(q.LOCK_OWNER_HOLDS, str(owner.user_id))
+        if await sql.fetchval(q.COUNT_PENDING_HOLDS, owner.user_id) >= settings.max_active_holds:
+            raise Conflict(f"You can hold at most {settings.max_active_holds} slots at once. "
+                           "Confirm or release one first.")
+        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
+            raise Conflict("This pet already has a visit at an overlapping time.")
+        taken = await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"])
+        if taken is None:
+            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
+        reservation = await sql.fetchrow(
+            q.INSERT_RESERVATION, owner.user_id, pet_id, slot_id, slot["date"], slot["service_id"],
+            settings.hold_ttl_seconds, _new_lock_token(),
+        )
+    return dict(reservation)
+
+
+async def release(owner: CurrentUser, reservation_id: UUID) -> None:
+    """Give a pending hold back; its place returns to the slot at once."""
+    async with transaction_as(owner.user_id, reason="release"):
+        released = await sql.fetchrow(q.RELEASE_RESERVATION, reservation_id, owner.user_id)
+        if released is None:
+            status = await sql.fetchval(
+                "SELECT status FROM reservations WHERE reservation_id = $1 AND user_id = $2",
+                reservation_id, owner.user_id,
+            )
+            if status is None:
+                raise NotFound("No such hold.")
+            raise Conflict(f"This hold is already {status}.")
+        await sql.execute(q.RETURN_PLACES, released["slot_id"], released["slot_date"], 1)
+
+
+async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, notes: str | None = None,
+                  source: str = "app") -> dict:
+    """Turn a pending, unexpired hold into a booking priced from the slot (or its service). A free
+    service is confirmed (and paid) at once; otherwise the booking waits for payment until
+    ``payment_due_at``. 410 when the hold expired (its place is returned), 409 when it is no longer
+    pending or the token does not match."""
+    settings = get_settings()
+    if notes is not None and len(notes) > 2000:
+        raise InvalidInput({"notes": "Use at most 2000 characters."})
+    expired = False
+    async with transaction_as(owner.user_id, reason="confirm"):
+        reservation = await sql.fetchrow(q.RESERVATION_FOR_UPDATE, reservation_id, owner.user_id)
+        if reservation is None:
+            raise NotFound("No such hold.")
+        if not secrets.compare_digest(reservation["lock_token"], lock_token or ""):
+            raise Conflict("This hold's token does not match.")
+        if reservation["status"] == "confirmed":
+            raise Conflict("This hold is already confirmed.")
+        if reservation["status"] != "pending":
+            raise (Gone if reservation["status"] == "expired" else Conflict)(f"This hold is {reservation['status']}.")
+        if reservation["is_expired"]:
+            # Hand the place back now (the expiry job would do it a moment later) and say so after commit.
+            await sql.execute(q.EXPIRE_ONE_RESERVATION, reservation_id)
+            await sql.execute(q.RETURN_PLACES, reservation["slot_id"], reservation["slot_date"], 1)
+            expired = True
+        else:
+            slot = await _slot(reservation["slot_id"])
+            price = Decimal(slot["price"] or 0)
+            free = price == 0
+            booking = await sql.fetchrow(
+                q.INSERT_BOOKING,
+                reservation_id, owner.user_id, reservation["pet_id"], slot["clinic_id"], slot["service_id"],
+                slot["slot_id"], slot["date"], slot["staff_id"],
+                state.CONFIRMED if free else state.PENDING_PAYMENT, "paid" if free else "pending",
+                price, Decimal(0), price, slot["currency"], (notes or "").strip() or None, source,
+                None if free else min(_now() + timedelta(minutes=settings.payment_ttl_minutes), slot["start_time"]),
+                None, None, None,
+            )
+            await sql.execute(q.CONFIRM_RESERVATION, reservation_id)
+            await sql.execute(q.MARK_FULL_SLOT_BOOKED, slot["slot_id"], slot["date"])
+    if expired:
+        raise Gone("This hold has expired and its place was released. Please pick the slot again.")
+    return dict(booking)
+
+
+# ------------------------------------------------------------------ bookings
+
+
+async def _booking_for_update(actor: CurrentUser, booking_id: UUID) -> asyncpg.Record:
+    """The booking, row-locked, if ``actor`` may act on it (its owner, or staff of its clinic)."""
+    booking = await sql.fetchrow(q.BOOKING_FOR_UPDATE, booking_id)
+    if booking is None:
+        raise NotFound("No such booking.")
+    allowed = booking["user_id"] == actor.user_id if actor.role == ROLE_OWNER else actor.works_at(booking["clinic_id"])
+    if not allowed:
+        raise NotFound("No such booking.")
+    return booking
+
+
+def _require_version(booking: asyncpg.Record, version: int) -> None:
+    if booking["version"] != version:
+        raise Conflict(
+            f"This booking changed meanwhile (it is now {booking['status'].replace('_', ' ')}, version "
+            f"{booking['version']}). Reload it and try again."
+        )
+
+
+def refund_policy(booking: asyncpg.Record | dict, by_clinic: bool, now: datetime) -> RefundPolicy:
+    """The design's standard policy (90%) up to the clinic's refund deadline, nothing after it, and 100%
+    when the clinic cancels."""
+    if by_clinic:
+        return CLINIC_POLICY
+    deadline = booking["start_time"] - timedelta(hours=booking["refund_deadline_hours"])
+    return STANDARD_POLICY if now <= deadline else LATE_POLICY
+
+
+def refund_amount(final_amount: Decimal, policy: RefundPolicy) -> Decimal:
+    return (final_amount * policy.percentage / 100).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+
+
+async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int, notes: str | None = None) -> dict:
+    """Cancel a booking (optimistic lock on ``version``). A paid booking is refunded by policy and the
+    refund recorded on its payment; the place returns to the slot (a blocked slot stays blocked)."""
+    if reason not in CANCELLATION_REASONS:
+        raise InvalidInput({"reason": "Choose one of: " + ", ".join(CANCELLATION_REASONS) + "."})
+    if notes is not None and len(notes) > 2000:
+        raise InvalidInput({"notes": "Use at most 2000 characters."})
+    by_clinic = actor.role != ROLE_OWNER
+    async with transaction_as(actor.user_id, reason=reason) as transaction:
+        booking = await _booking_for_update(actor, booking_id)
+        _require_version(booking, version)
+        state.require_transition(booking["status"], state.CANCELLED)
+        policy, refunded = None, Decimal(0)
+        if booking["payment_status"] == "paid" and booking["final_amount"] > 0:
+            policy = refund_policy(booking, by_clinic, _now())
+            refunded = refund_amount(booking["final_amount"], policy)
+        payment_status = (
+            "failed" if booking["payment_status"] == "pending"
+            else "paid" if refunded == 0
+            else "refunded" if refunded == booking["final_amount"]
+            else "partially_refunded"
+        )
+        metadata = {"refund_percentage": policy.percentage, "policy_applied": policy.name,
+                    "refund_amount": str(refunded)} if policy else {"refund_percentage": 0, "policy_applied": "unpaid"}
+        await transaction.connection.execute("SELECT set_config('app.change_metadata', $1, true)",
+                                             _json(metadata))
+        updated = await sql.fetchrow(
+            """
+            UPDATE bookings SET status = 'cancelled', payment_status = $3, refunded_amount = $4,
+                cancelled_at = now(), cancellation_reason = $5, cancellation_notes = $6, version = version + 1
+            WHERE booking_id = $1 AND created_at = $2
+            RETURNING *
+            """,
+            booking_id, booking["created_at"], payment_status, refunded, reason, notes,
+        )
+        if refunded > 0 and booking["payment_id"] is not None:
+            await sql.execute(
+                """
+                UPDATE payment_records SET status = $2, refund_amount = $3, refunded_at = now(),
+                    metadata = COALESCE(metadata, '{}'::jsonb) || $4::jsonb
+                WHERE payment_id = $1
+                """,
+                booking["payment_id"], "refunded" if refunded == booking["final_amount"] else "partially_refunded",
+                refunded, _json(metadata),
+            )
+        await sql.execute(
+            "UPDATE payment_records SET status = 'expired' WHERE booking_id = $1 AND status = 'pending'", booking_id
+        )
+        await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+    return dict(updated)
+
+
+async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, version: int) -> dict:
+    """Move a booking to another slot of the same service, atomically: the new slot loses a place, the
+    old one gets it back, the old booking becomes 'rescheduled' and a new booking carries the payment."""
+    new_slot = await _slot(new_slot_id)
+    async with transaction_as(actor.user_id, reason="reschedule"):
+        booking = await _booking_for_update(actor, booking_id)
+        _require_version(booking, version)
+        state.require_transition(booking["status"], state.RESCHEDULED)
+        if new_slot["slot_id"] == booking["slot_id"]:
+            raise Conflict("The booking is already in this slot.")
+        if new_slot["service_id"] != booking["service_id"]:
+            raise InvalidInput({"slot_id": "Choose a slot of the same service."})
+        if await sql.fetchval(q.PET_IS_BUSY, booking["pet_id"], new_slot["start_time"], new_slot["end_time"],
+                              booking_id):
+            raise Conflict("This pet already has a visit at an overlapping time.")
+        # Two slot rows change: lock them in slot_id order, as every multi-slot statement does.
+        moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
+        for _slot_id, move in moves:
+            if move == "take":
+                if await sql.fetchrow(q.TAKE_PLACE, new_slot["slot_id"], new_slot["date"]) is None:
+                    raise SlotUnavailable(_why_slot_cannot_be_held(new_slot, _now()))
+            else:
+                await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+        await sql.execute(
+            "UPDATE bookings SET status = 'rescheduled', version = version + 1 WHERE booking_id = $1 AND created_at = $2",
+            booking_id, booking["created_at"],
+        )
+        replacement = await sql.fetchrow(
+            q.INSERT_BOOKING,
+            None, booking["user_id"], booking["pet_id"], booking["clinic_id"], booking["service_id"],
+            new_slot["slot_id"], new_slot["date"], new_slot["staff_id"], booking["status"],
+            booking["payment_status"], booking["total_amount"], booking["discount_amount"], booking["final_amount"],
+            booking["currency"], booking["notes"], booking["booking_source"], booking["payment_due_at"],
+            booking["payment_id"], booking_id, booking["created_at"],
+        )
+        await sql.execute(q.MARK_FULL_SLOT_BOOKED, new_slot["slot_id"], new_slot["date"])
+        if booking["payment_id"] is not None:
+            await sql.execute(
+                "UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb WHERE payment_id = $1",
+                booking["payment_id"], _json({"carried_to_booking": str(replacement["booking_id"])}),
+            )
+    return dict(replacement)
+
+
+async def _staff_transition(actor: CurrentUser, booking_id: UUID, version: int, wanted: str, reason: str) -> dict:
+    if actor.role == ROLE_OWNER:
+        raise NotFound("No such booking.")
+    async with transaction_as(actor.user_id, reason=reason):
+        booking = await _booking_for_update(actor, booking_id)
+        _require_version(booking, version)
+        state.require_transition(booking["status"], wanted)
+        if wanted == state.NO_SHOW and booking["start_time"] > _now():
+            raise Conflict("A visit can be marked as a no-show only after its start time.")
+        updated = await sql.fetchrow(
+            """
+            UPDATE bookings SET status = $3, version = version + 1,
+                completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END
+            WHERE booking_id = $1 AND created_at = $2
+            RETURNING *
+            """,
+            booking_id, booking["created_at"], wanted,
+        )
+    return dict(updated)
+
+
+async def check_in(actor: CurrentUser, booking_id: UUID, version: int) -> dict:
+    """The pet arrived: confirmed → in_progress."""
+    return await _staff_transition(actor, booking_id, version, state.IN_PROGRESS, "check_in")
+
+
+async def complete(actor: CurrentUser, booking_id: UUID, version: int) -> dict:
+    """The visit is over: in_progress → completed."""
+    return await _staff_transition(actor, booking_id, version, state.COMPLETED, "complete")
+
+
+async def mark_no_show(actor: CurrentUser, booking_id: UUID, version: int) -> dict:
+    """The pet did not come: confirmed → no_show, only after the start time. The place stays used."""
+    return await _staff_transition(actor, booking_id, version, state.NO_SHOW, "no_show")
+
+
+# ------------------------------------------------------------------ expiry (background jobs)
+
+
+async def expire_holds(batch_size: int = 500) -> int:
+    """Expire pending holds past their expiry and return their places. Returns how many places came back."""
+    async with transaction_as(None, reason="hold_expired"):
+        rows = await sql.fetch(q.EXPIRE_HOLDS, batch_size)
+    return sum(row["places"] for row in rows)
+
+
+async def expire_unpaid_bookings(batch_size: int = 200) -> int:
+    """Cancel unpaid bookings past their payment deadline (payment_status 'failed') and return their places."""
+    expired = 0
+    for row in await sql.fetch(q.UNPAID_PAST_DUE, batch_size):
+        async with transaction_as(None, reason="payment_expired",
+                                  metadata={"refund_percentage": 0, "policy_applied": "unpaid"}):
+            booking = await sql.fetchrow(q.BOOKING_FOR_UPDATE, row["booking_id"])
+            if booking is None or booking["status"] != state.PENDING_PAYMENT or booking["payment_due_at"] > _now():
+                continue  # paid or cancelled meanwhile
+            await sql.execute(
+                """
+                UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_at = now(),
+                    cancellation_reason = 'payment_expired', version = version + 1
+                WHERE booking_id = $1 AND created_at = $2
+                """,
+                booking["booking_id"], booking["created_at"],
+            )
+            await sql.execute(
+                "UPDATE payment_records SET status = 'expired' WHERE booking_id = $1 AND status = 'pending'",
+                booking["booking_id"],
+            )
+            await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+            expired += 1
+    return expired
+
+
+async def slot_invariant_violations() -> list[dict]:
+    """Slots whose remaining places disagree with their holds and bookings (``vetbook check``)."""
+    return [dict(row) for row in await sql.fetch(q.SLOT_INVARIANT_VIOLATIONS)]
+
+
+def _json(value: dict) -> str:
+    return json.dumps(value)
+
+
+# ------------------------------------------------------------------ reads
+
+_BOOKING_READ = """
+SELECT b.booking_id, b.status, b.payment_status, b.slot_id, b.pet_id, b.clinic_id, b.service_id, b.staff_id,
+       b.total_amount, b.discount_amount, b.final_amount, b.refunded_amount, b.currency, b.version, b.notes,
+       b.booking_source, b.created_at, b.payment_due_at, b.cancelled_at, b.completed_at,
+       b.cancellation_reason, b.rescheduled_from_booking_id, s.start_time, s.end_time
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+"""
+
+
+def _scope(actor: CurrentUser) -> tuple[str, list]:
+    if actor.role == ROLE_OWNER:
+        return "b.user_id = $1", [actor.user_id]
+    if actor.clinic_id is None:  # a manager of every clinic
+        return "TRUE", []
+    return "b.clinic_id = $1", [actor.clinic_id]
+
+
+async def list_bookings(actor: CurrentUser, limit: int = 200) -> list[dict]:
+    """The actor's bookings (an owner's own; staff: their clinic's), newest visit first."""
+    where, args = _scope(actor)
+    rows = await sql.fetch(f"{_BOOKING_READ} WHERE {where} ORDER BY s.start_time DESC LIMIT {int(limit)}", *args)
+    return [dict(row) for row in rows]
+
+
+async def get_booking(actor: CurrentUser, booking_id: UUID) -> dict:
+    where, args = _scope(actor)
+    row = await sql.fetchrow(
+        f"{_BOOKING_READ} WHERE b.booking_id = ${len(args) + 1} AND {where}", *args, booking_id
+    )
+    if row is None:
+        raise NotFound("No such booking.")
+    return dict(row)
