@@ -60,12 +60,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = get_settings()
     engine = engine_finder()
     await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    for node in engine.extra_nodes.values():
+        await node.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     scheduler = Scheduler(background_jobs())
     scheduler.start()
     try:
         yield
     finally:
         await scheduler.stop()
+        for node in engine.extra_nodes.values():
+            await node.close_connection_pool()
         await engine.close_connection_pool()
 
 

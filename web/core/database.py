@@ -30,8 +30,14 @@ def resolve_database_url() -> str:
     return url
 
 
-def create_engine(url: str) -> PostgresEngine:
+READ_NODE = "replica"
+
+
+def create_engine(url: str, replica_url: str = "") -> PostgresEngine:
+    """The primary's engine. With ``replica_url``, reads that may lag go to that server through the node
+    named READ_NODE (see ``web.core.sql.read_connection``); without it they stay on the primary."""
     settings = get_settings()
+    extra_nodes = {READ_NODE: create_engine(replica_url)} if replica_url else None
     return PostgresEngine(
         config={
             "dsn": url,
@@ -41,4 +47,5 @@ def create_engine(url: str) -> PostgresEngine:
         },
         # Piccolo would try to create uuid-ossp, which the embedded server lacks; gen_random_uuid() is built in.
         extensions=(),
+        extra_nodes=extra_nodes,
     )

@@ -29,6 +29,27 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
             await direct.close()
 
 
+@asynccontextmanager
+async def read_connection() -> AsyncIterator[asyncpg.Connection]:
+    """A connection for reads that may lag behind the primary (slot browsing, analytics): the replica
+    node when DATABASE_REPLICA_URL is set, else the primary. The one seam for read-replica routing."""
+    from web.core.database import READ_NODE
+
+    replica = engine_finder().extra_nodes.get(READ_NODE)
+    if replica is not None and replica.pool is not None:
+        async with replica.pool.acquire() as pooled:
+            yield pooled
+    else:
+        async with connection() as conn:
+            yield conn
+
+
+async def fetch_read(query: str, *args: Any) -> list[asyncpg.Record]:
+    """Like ``fetch``, through ``read_connection``."""
+    async with read_connection() as conn:
+        return await conn.fetch(query, *args)
+
+
 async def fetch(query: str, *args: Any) -> list[asyncpg.Record]:
     async with connection() as conn:
         return await conn.fetch(query, *args)

@@ -38,7 +38,7 @@ RETURNING slot_id, clinic_id, service_id, staff_id, date, start_time, end_time, 
 
 async def search_slots(clinic_id: UUID, service_id: UUID, day: date) -> list[dict]:
     """Free slots of a service on a clinic-local day, by start time."""
-    return [dict(row) for row in await sql.fetch(SEARCH_SLOTS, clinic_id, day, service_id)]
+    return [dict(row) for row in await sql.fetch_read(SEARCH_SLOTS, clinic_id, day, service_id)]
 
 
 async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, staff_id: UUID | None,
