@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: run test test-pg18 test-pg15 venv system-deps db-stop lint lock docker-build clean
+.PHONY: run test test-pg18 test-pg15 venv system-deps db-stop lint lock bench docker-build clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,7 @@ docker-build:
 
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache
+
+## Benchmarks (figures and ratios against a baseline; see bench/README.md)
+bench: venv
+	$(BIN)/python bench/slot_search.py
