@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -76,26 +77,29 @@ def template_database(pg_server: LocalPostgres) -> str:
     return TEMPLATE_DB
 
 
-@pytest.fixture
-def fresh_database_url(pg_server: LocalPostgres, template_database: str) -> Iterator[str]:
-    """The URL of a new database cloned from the migrated template, dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
+@contextmanager
+def cloned_database(pg_server: LocalPostgres, template: str | None, prefix: str) -> Iterator[str]:
+    """A new database (a clone of ``template``, or empty), dropped when the block ends; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    pg_server.create_database(name, template=template)
     try:
         yield pg_server.url(name)
     finally:
         pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_database_url(pg_server: LocalPostgres, template_database: str) -> Iterator[str]:
+    """The URL of a new database cloned from the migrated template, dropped after the test."""
+    with cloned_database(pg_server, template_database, "t") as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database_url(pg_server: LocalPostgres) -> Iterator[str]:
     """The URL of a new, empty database (no migrations), dropped after the test."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name)
-    try:
-        yield pg_server.url(name)
-    finally:
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, None, "e") as url:
+        yield url
 
 
 @pytest.fixture

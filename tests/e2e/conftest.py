@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
-from tests.conftest import PROJECT_ROOT, run_cli, vetbook_command
+from tests.conftest import PROJECT_ROOT, cloned_database, run_cli, vetbook_command
 from tests.servers import LiveServer, running_app
 from web.core.embedded_postgres import LocalPostgres
 
@@ -84,15 +83,10 @@ def live_server(
     pg_server: LocalPostgres, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The app with the demo data, served by a child process on a free port of 127.0.0.1."""
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
-    database_url = pg_server.url(name)
-    try:
+    with cloned_database(pg_server, template_database, "e2e") as database_url:
         run_cli(*vetbook_command("demo"), database_url=database_url)
         with running_app(database_url, tmp_path_factory.mktemp("e2e-server") / "server.log") as server:
             yield server
-    finally:
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 import asyncpg
 import httpx
 
-from tests.conftest import run_cli, vetbook_command
+from tests.conftest import cloned_database, run_cli, vetbook_command
 from tests.servers import running_app, start_app, stop
 from web.accounts.passwords import hash_password
 
@@ -66,10 +66,7 @@ async def _count(database_url: str, query: str) -> int:
 
 
 async def test_kill_9_mid_burst_loses_no_place(pg_server, template_database, tmp_path) -> None:
-    name = f"crash_{uuid.uuid4().hex[:10]}"
-    pg_server.create_database(name, template=template_database)
-    database_url = pg_server.url(name)
-    try:
+    with cloned_database(pg_server, template_database, "crash") as database_url:
         run_cli(*vetbook_command("demo"), database_url=database_url)
         env = {"HOLD_TTL_SECONDS": "3", "VETBOOK_HOLD_RATE_LIMIT": "1000/60", "VETBOOK_DB_POOL_MAX": "10"}
         server = start_app(database_url, tmp_path / "first.log", env=env)
@@ -110,5 +107,3 @@ async def test_kill_9_mid_burst_loses_no_place(pg_server, template_database, tmp
                 await asyncio.sleep(0.5)
         assert await _count(database_url, PENDING_HOLDS) == 0
         assert run_cli(*vetbook_command("check"), database_url=database_url).stdout.startswith("ok")
-    finally:
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

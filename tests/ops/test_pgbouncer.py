@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import run_cli, vetbook_command
+from tests.conftest import cloned_database, run_cli, vetbook_command
 from tests.servers import running_app
 from web.core.embedded_postgres import LocalPostgres, free_port
 
@@ -29,9 +28,12 @@ def bounced_database(pg_server: LocalPostgres, template_database: str, tmp_path_
     """A database with the demo data, reachable directly and through PgBouncer (transaction mode)."""
     if not Path(PGBOUNCER).exists():
         pytest.fail("pgbouncer is not installed (apt-get install pgbouncer; .ci/system-deps does it)")
-    name = f"pgb_{uuid.uuid4().hex[:10]}"
-    pg_server.create_database(name, template=template_database)
-    direct_url = pg_server.url(name)
+    with cloned_database(pg_server, template_database, "pgb") as direct_url:
+        yield from _bounced(pg_server, direct_url, tmp_path_factory)
+
+
+def _bounced(pg_server: LocalPostgres, direct_url: str, tmp_path_factory) -> Iterator[dict]:
+    name = direct_url.rsplit("/", 1)[1]
     run_cli(*vetbook_command("demo"), database_url=direct_url)
     folder = tmp_path_factory.mktemp("pgbouncer")
     folder.chmod(0o755)
@@ -84,7 +86,6 @@ ignore_startup_parameters = extra_float_digits,application_name
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_booking_flow_and_concurrent_holds_through_pgbouncer(bounced_database: dict) -> None:
