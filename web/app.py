@@ -19,6 +19,7 @@ from piccolo.engine import engine_finder
 from web.accounts.api import AuthApiController, MeApiController, PetApiController
 from web.accounts.auth import authentication_middleware
 from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
+from web.analytics.services import refresh_booking_analytics
 from web.booking import services as booking_services
 from web.booking.api import BookingApiController, ReservationApiController
 from web.clinics.api import ClinicApiController
@@ -29,6 +30,8 @@ from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
+from web.payments.api import PaymentApiController
+from web.payments.controllers import SandboxPagesController
 from web.settings import PROJECT_ROOT, get_settings
 from web.slots.api import SlotApiController
 
@@ -36,6 +39,7 @@ PARTITION_JOB_LOCK = 0x7E7B00C1
 RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2
 HOLD_EXPIRY_LOCK = 0x7E7B00C3
 UNPAID_EXPIRY_LOCK = 0x7E7B00C4
+ANALYTICS_REFRESH_LOCK = 0x7E7B00C5
 MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
@@ -52,6 +56,8 @@ def background_jobs() -> list[Job]:
         Job("expire_holds", every_seconds=5, run=booking_services.expire_holds, lock_key=HOLD_EXPIRY_LOCK),
         Job("expire_unpaid_bookings", every_seconds=30, run=booking_services.expire_unpaid_bookings,
             lock_key=UNPAID_EXPIRY_LOCK),
+        Job("refresh_booking_analytics", every_seconds=3600, run=refresh_booking_analytics,
+            lock_key=ANALYTICS_REFRESH_LOCK),
     ]
 
 
@@ -101,6 +107,8 @@ def create_app() -> Litestar:
             SlotApiController,
             ReservationApiController,
             BookingApiController,
+            PaymentApiController,
+            SandboxPagesController,
             create_static_files_router(
                 path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
             ),

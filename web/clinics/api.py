@@ -18,6 +18,11 @@ class ClinicOut(msgspec.Struct):
     clinic_id: UUID
     name: str
     timezone: str
+    address: str
+    # Shown to owners before they book: no hold closer than this to the start, and a cancellation later
+    # than this before the start is not refunded.
+    min_booking_notice_minutes: int
+    refund_deadline_hours: int
 
 
 class ServiceOut(msgspec.Struct):
@@ -35,8 +40,7 @@ class ClinicApiController(Controller):
     @get("/")
     async def list_clinics(self) -> list[ClinicOut]:
         """Every clinic."""
-        return [ClinicOut(clinic_id=row["clinic_id"], name=row["name"], timezone=row["timezone"])
-                for row in await services.list_clinics()]
+        return [ClinicOut(**row) for row in await services.list_clinics()]
 
     @get("/{clinic_id:uuid}/services")
     async def list_services(self, clinic_id: FromPath[UUID]) -> list[ServiceOut]:

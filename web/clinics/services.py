@@ -10,7 +10,8 @@ from web.clinics.tables import Clinic, Service
 async def list_clinics() -> list[dict]:
     """Every clinic, by name."""
     return await Clinic.select(
-        Clinic.clinic_id, Clinic.name, Clinic.address, Clinic.timezone
+        Clinic.clinic_id, Clinic.name, Clinic.timezone, Clinic.address, Clinic.min_booking_notice_minutes,
+        Clinic.refund_deadline_hours,
     ).order_by(Clinic.name)
 
 
