@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -13,10 +13,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from web.accounts import services
 from web.accounts.auth import owner_only, signed_in
+from web.accounts.validation import SPECIES
 
 Email = Annotated[str, msgspec.Meta(max_length=254)]
 Password = Annotated[str, msgspec.Meta(max_length=200)]
 ShortText = Annotated[str, msgspec.Meta(max_length=120)]
+Species = Literal[SPECIES]  # the same list the pages validate against
 
 
 class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -27,7 +29,7 @@ class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
 class TokenResponse(msgspec.Struct):
     access_token: str
     token_type: str
-    user_id: FromPath[UUID]
+    user_id: UUID
     role: str
     expires_at: datetime
 
@@ -40,23 +42,23 @@ class RegistrationRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Me(msgspec.Struct):
-    user_id: FromPath[UUID]
+    user_id: UUID
     email: str
     name: str
     role: str
-    clinic_id: FromPath[UUID] | None
+    clinic_id: UUID | None
 
 
 class PetBody(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(max_length=80)]
-    species: Annotated[str, msgspec.Meta(max_length=20)]
+    species: Species
     breed: Annotated[str, msgspec.Meta(max_length=80)] | None = None
     birth_date: date | None = None
     notes: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
 
 
 class PetOut(msgspec.Struct):
-    pet_id: FromPath[UUID]
+    pet_id: UUID
     name: str
     species: str
     breed: str | None

@@ -15,7 +15,7 @@ import asyncpg
 
 from web.accounts import validation
 from web.accounts.auth import ROLE_MANAGER, ROLE_OWNER, ROLE_RECEPTIONIST, CurrentUser, token_hash
-from web.accounts.passwords import hash_password, verify_password
+from web.accounts.passwords import hash_password, hash_password_async, verify_password_async
 from web.accounts.tables import AuthSession, Pet, User
 from web.clinics.tables import Clinic
 from web.core import rate_limit, sql
@@ -50,7 +50,7 @@ async def register_owner(data: dict) -> dict:
         rows = await User.insert(
             User(
                 email=clean["email"], name=clean["name"], phone=clean["phone"], role=ROLE_OWNER,
-                password_hash=hash_password(clean["password"]),
+                password_hash=await hash_password_async(clean["password"]),
             )
         ).returning(User.user_id, User.email, User.name, User.role)
     except asyncpg.UniqueViolationError as exc:
@@ -75,9 +75,9 @@ async def authenticate(email: object, password: object, client_address: str) -> 
         User.user_id, User.email, User.name, User.role, User.clinic_id, User.password_hash
     ).where((User.email == normalised) & (User.is_active.eq(True))).first()
     if user is None:
-        verify_password(_dummy_hash(), password)
+        await verify_password_async(_dummy_hash(), password)
         raise InvalidCredentials()
-    if not verify_password(user["password_hash"], password):
+    if not await verify_password_async(user["password_hash"], password):
         raise InvalidCredentials()
     await User.update({User.last_login_at: _now()}).where(User.user_id == user["user_id"])
     user.pop("password_hash")
@@ -138,7 +138,7 @@ async def create_user(
     try:
         rows = await User.insert(
             User(email=clean_email, name=clean_name, role=role, clinic_id=clinic_id, phone=phone,
-                 password_hash=hash_password(clean_password))
+                 password_hash=await hash_password_async(clean_password))
         ).returning(User.user_id, User.email, User.name, User.role, User.clinic_id)
     except asyncpg.UniqueViolationError as exc:
         raise InvalidInput({"email": "An account with this email already exists."}) from exc

@@ -137,10 +137,20 @@ def handle_internal_error(request: Request, exc: Exception) -> Response:
     return _answer(request, 500, "Something went wrong on our side. Please try again.")
 
 
+def handle_recursion_error(request: Request, exc: RecursionError) -> Response:
+    """msgspec refuses JSON nested deeper than the interpreter's recursion limit with a RecursionError ("...
+    while deserializing an object"), not a DecodeError: that is the client's body, answered like other malformed
+    JSON. Any other recursion is our bug."""
+    if "while deserializing" in str(exc):
+        return _answer(request, 400, "The request body is nested too deeply.")
+    return handle_internal_error(request, exc)
+
+
 EXCEPTION_HANDLERS = {
     DomainError: handle_domain_error,
     ValidationException: handle_validation_error,
     HTTPException: handle_http_exception,
     asyncpg.PostgresError: handle_database_error,
+    RecursionError: handle_recursion_error,
     Exception: handle_internal_error,
 }
