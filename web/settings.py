@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass
@@ -53,6 +55,19 @@ class Settings:
     # Mark cookies Secure even when a request arrives over plain HTTP (behind a TLS-terminating proxy
     # that does not send X-Forwarded-Proto). Requests seen as https get Secure cookies anyway.
     cookie_secure: bool
+    # The built-in simulated gateway (its own payment page at /sandbox/pay/...): on for demos and tests.
+    # Anyone may "pay" there without money, so production turns it off (VETBOOK_SANDBOX_PAYMENTS=0).
+    sandbox_payments_enabled: bool
+    # Signs the sandbox's notifications the Midtrans way; defaults to a key derived from ``secret_key``.
+    sandbox_server_key: str
+    # Midtrans Snap is offered only when its server key is set.
+    midtrans_server_key: str
+    midtrans_is_production: bool
+    # Snap's base URL (…/snap/v1); empty means midtransclient's own for the mode. Tests point it at a
+    # local stand-in on 127.0.0.1.
+    midtrans_snap_url: str
+    # How long a call to a payment gateway may take before it counts as failed.
+    payment_gateway_timeout_seconds: int
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -62,6 +77,7 @@ class Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     data_dir = Path(os.environ.get("VETBOOK_DATA_DIR", "") or PROJECT_ROOT / ".vetbook").resolve()
+    secret_key = os.environ.get("VETBOOK_SECRET_KEY", "").strip() or _persistent_secret(data_dir)
     return Settings(
         database_url=os.environ.get("DATABASE_URL", "").strip(),
         replica_database_url=os.environ.get("DATABASE_REPLICA_URL", "").strip(),
@@ -76,13 +92,20 @@ def get_settings() -> Settings:
         max_active_holds=_int_env("VETBOOK_MAX_ACTIVE_HOLDS", 3),
         payment_ttl_minutes=_int_env("VETBOOK_PAYMENT_TTL_MINUTES", 30),
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
-        secret_key=os.environ.get("VETBOOK_SECRET_KEY", "").strip() or _persistent_secret(data_dir),
+        secret_key=secret_key,
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
         api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),
         login_rate_limit=os.environ.get("VETBOOK_LOGIN_RATE_LIMIT", "5/300"),
         login_ip_rate_limit=os.environ.get("VETBOOK_LOGIN_IP_RATE_LIMIT", "30/300"),
         hold_rate_limit=os.environ.get("VETBOOK_HOLD_RATE_LIMIT", "30/600"),
         cookie_secure=os.environ.get("VETBOOK_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
+        sandbox_payments_enabled=os.environ.get("VETBOOK_SANDBOX_PAYMENTS", "1").lower() not in ("0", "false", "no"),
+        sandbox_server_key=os.environ.get("VETBOOK_SANDBOX_SERVER_KEY", "").strip()
+        or hmac.new(secret_key.encode(), b"vetbook sandbox gateway server key", hashlib.sha256).hexdigest(),
+        midtrans_server_key=os.environ.get("VETBOOK_MIDTRANS_SERVER_KEY", "").strip(),
+        midtrans_is_production=os.environ.get("VETBOOK_MIDTRANS_PRODUCTION", "").lower() in ("1", "true", "yes"),
+        midtrans_snap_url=os.environ.get("VETBOOK_MIDTRANS_SNAP_URL", "").strip().rstrip("/"),
+        payment_gateway_timeout_seconds=_int_env("VETBOOK_PAYMENT_GATEWAY_TIMEOUT", 15),
     )
 
 

@@ -312,8 +312,8 @@ async def _staff_transition(actor: CurrentUser, booking_id: UUID, version: int, 
             raise Conflict("A visit can be marked as a no-show only after its start time.")
         updated = await sql.fetchrow(
             """
-            UPDATE bookings SET status = $3, version = version + 1,
-                completed_at = CASE WHEN $3 = 'completed' THEN now() ELSE completed_at END
+            UPDATE bookings SET status = $3::text, version = version + 1,
+                completed_at = CASE WHEN $3::text = 'completed' THEN now() ELSE completed_at END
             WHERE booking_id = $1 AND created_at = $2
             RETURNING *
             """,
@@ -353,9 +353,9 @@ async def expire_unpaid_bookings(batch_size: int = 200) -> int:
     for row in await sql.fetch(q.UNPAID_PAST_DUE, batch_size):
         async with transaction_as(None, reason="payment_expired",
                                   metadata={"refund_percentage": 0, "policy_applied": "unpaid"}):
-            booking = await sql.fetchrow(q.BOOKING_FOR_UPDATE, row["booking_id"])
+            booking = await sql.fetchrow(q.BOOKING_FOR_EXPIRY, row["booking_id"])
             if booking is None or booking["status"] != state.PENDING_PAYMENT or booking["payment_due_at"] > _now():
-                continue  # paid or cancelled meanwhile
+                continue  # being changed (the next run retries), or paid or cancelled meanwhile
             await sql.execute(
                 """
                 UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_at = now(),

@@ -105,6 +105,18 @@ WHERE b.booking_id = $1
 FOR UPDATE OF b
 """
 
+# The unpaid-expiry job's lock: a booking someone is changing right now is passed over (the next run
+# takes it) instead of waited for: a job never queues behind people, and never holds locks that a
+# person's change (a reschedule into a slot the job just gave a place back to) would wait for.
+BOOKING_FOR_EXPIRY = """
+SELECT b.*, s.start_time, s.end_time, c.refund_deadline_hours, c.timezone
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+JOIN clinics c ON c.clinic_id = b.clinic_id
+WHERE b.booking_id = $1
+FOR UPDATE OF b SKIP LOCKED
+"""
+
 # Set-based expiry of holds: one statement marks them expired and returns their places, slot rows
 # locked in slot_id order (the same order as every other multi-slot statement: no deadlock).
 EXPIRE_HOLDS = """

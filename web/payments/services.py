@@ -1,0 +1,384 @@
+"""The rules of paying for a booking: starting a payment, gateway notifications, and the clinic's desk.
+
+- Every attempt carries the client's idempotency key: the same key answers the same payment, never a
+  second one.
+- No database transaction and no row lock is held while a gateway is called (alf.io's webhook deadlocked
+  against its own checkout that way): the pending payment is written and committed first, the gateway is
+  called, and its answer is stored by a single UPDATE afterwards.
+- Notifications are verified by signature, then applied by guarded UPDATEs whose WHERE clause is the
+  rule, so a replayed or out-of-order notification changes nothing twice.
+- Locks are taken in the engine's order, the booking row first and then its payments (as cancel and the
+  unpaid-expiry job do), so a notification never deadlocks against a cancellation.
+- A completed payment confirms a booking that waits for payment (through the state machine, attributed
+  by ``transaction_as``). Money that arrives for a booking that was meanwhile cancelled does not revive it:
+  it is recorded and refunded in full on that payment.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from web.accounts.auth import ROLE_OWNER, CurrentUser
+from web.booking import state
+from web.booking import statements as booking_sql
+from web.core import sql
+from web.core.audit import transaction_as
+from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from web.payments import providers
+from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
+
+log = structlog.get_logger(__name__)
+
+# A payment whose money was taken (and maybe returned): at most one per booking (the schema's
+# payment_records_one_settled_per_booking).
+SETTLED = ("completed", "refunded", "partially_refunded")
+# Notification fields kept on the payment (what the gateway said, for support); everything else is dropped.
+_GATEWAY_FIELDS = ("transaction_id", "transaction_status", "fraud_status", "status_code", "payment_type",
+                   "transaction_time", "settlement_time", "status_message")
+
+_PAYMENT_COLUMNS = """
+p.payment_id, p.booking_id, p.booking_created_at, p.amount, p.currency, p.payment_method, p.payment_provider,
+p.provider_payment_id, p.status, p.payment_url, p.expiry_time, p.paid_at, p.refunded_at, p.refund_amount,
+p.idempotency_key, p.created_at
+"""
+
+_PAYMENT_BY_KEY = f"""
+SELECT {_PAYMENT_COLUMNS}, b.user_id
+FROM payment_records p JOIN bookings b ON b.booking_id = p.booking_id AND b.created_at = p.booking_created_at
+WHERE p.idempotency_key = $1
+"""
+
+_PAYMENT_WITH_BOOKING = f"""
+SELECT {_PAYMENT_COLUMNS}, b.user_id, b.clinic_id, b.status AS booking_status,
+       b.payment_status AS booking_payment_status, b.final_amount, b.payment_due_at,
+       sv.name AS service_name, c.name AS clinic_name, c.timezone, s.start_time
+FROM payment_records p
+JOIN bookings b ON b.booking_id = p.booking_id AND b.created_at = p.booking_created_at
+JOIN services sv ON sv.service_id = b.service_id
+JOIN clinics c ON c.clinic_id = b.clinic_id
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+WHERE p.payment_id = $1
+"""
+
+_INSERT_PAYMENT = f"""
+INSERT INTO payment_records AS p (booking_id, booking_created_at, amount, currency, payment_method,
+                                  payment_provider, status, expiry_time, idempotency_key)
+VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)
+ON CONFLICT ON CONSTRAINT payment_records_idempotency_key_key DO NOTHING
+RETURNING {_PAYMENT_COLUMNS}
+"""
+
+# The gateway's answer, stored after the call (no transaction was open during it).
+_STORE_STARTED = f"""
+UPDATE payment_records AS p SET provider_payment_id = $2, payment_url = $3, expiry_time = COALESCE($4, expiry_time)
+WHERE payment_id = $1
+RETURNING {_PAYMENT_COLUMNS}
+"""
+
+_LOCK_PAYMENT = "SELECT payment_id, booking_id, amount, status, payment_provider FROM payment_records WHERE payment_id = $1 FOR UPDATE"
+
+# Money taken. Guarded: a payment already settled is never settled again. A payment the expiry job or a
+# cancellation marked 'expired' (or a gateway 'failed') can still complete: if the gateway says the money
+# was taken, it was, and it must be recorded (and then refunded, when the booking is gone).
+_COMPLETE_PAYMENT = """
+UPDATE payment_records
+SET status = 'completed', paid_at = now(), payment_method = COALESCE($3, payment_method),
+    metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
+WHERE payment_id = $1 AND status IN ('pending', 'expired', 'failed')
+RETURNING payment_id
+"""
+
+_CONFIRM_PAID_BOOKING = """
+UPDATE bookings SET status = 'confirmed', payment_status = 'paid', payment_id = $3, version = version + 1
+WHERE booking_id = $1 AND created_at = $2 AND status = 'pending_payment'
+RETURNING booking_id
+"""
+
+_REFUND_LATE_PAYMENT = """
+UPDATE payment_records
+SET status = 'refunded', paid_at = now(), refund_amount = amount, refunded_at = now(),
+    payment_method = COALESCE($3, payment_method), metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
+WHERE payment_id = $1 AND status IN ('pending', 'expired', 'failed')
+RETURNING payment_id
+"""
+
+# The cancelled booking says where its money went: taken once, returned in full. Its status stays.
+_RECORD_BOOKING_REFUND = """
+UPDATE bookings SET payment_status = 'refunded', refunded_amount = final_amount, payment_id = $3,
+    version = version + 1
+WHERE booking_id = $1 AND created_at = $2 AND status = 'cancelled' AND payment_id IS NULL
+RETURNING booking_id
+"""
+
+# A gateway's failure or expiry: only a payment still waiting can fail.
+_FAIL_PAYMENT = """
+UPDATE payment_records SET status = $2, metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb
+WHERE payment_id = $1 AND status = 'pending'
+RETURNING payment_id
+"""
+
+# Money the gateway took for a booking already paid otherwise, noted once (a replay notes nothing new).
+_NOTE_UNRECORDED_SETTLEMENT = """
+UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
+WHERE payment_id = $1 AND NOT (COALESCE(metadata, '{}'::jsonb) ? 'unrecorded_settlement')
+RETURNING payment_id
+"""
+
+
+def _json(value: dict) -> str:
+    return json.dumps(value, default=str)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _public(row: asyncpg.Record | dict) -> dict:
+    keys = ("payment_id", "booking_id", "amount", "currency", "payment_method", "payment_provider",
+            "provider_payment_id", "status", "payment_url", "expiry_time", "paid_at", "refunded_at",
+            "refund_amount", "created_at")
+    return {key: row[key] for key in keys}
+
+
+# ------------------------------------------------------------------ starting a payment
+
+
+def _replay(existing: asyncpg.Record, actor: CurrentUser, booking_id: UUID, provider: str) -> dict:
+    """The payment an idempotency key already names, if it was asked for by the same person, for the same
+    booking and provider; a key reused for anything else is a conflict (and reveals nothing about it)."""
+    if existing["user_id"] != actor.user_id or existing["booking_id"] != booking_id \
+            or existing["payment_provider"] != provider:
+        raise Conflict("This idempotency key was already used for another payment. Use a new key.")
+    return _public(existing)
+
+
+def _why_not_payable(booking: asyncpg.Record) -> str:
+    if booking["payment_status"] == "paid" or booking["status"] in (state.CONFIRMED, state.IN_PROGRESS,
+                                                                     state.COMPLETED):
+        return "This booking is already paid."
+    return f"A booking that is {booking['status'].replace('_', ' ')} cannot be paid."
+
+
+async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: str,
+                         idempotency_key: str) -> tuple[dict, bool]:
+    """Start paying for ``booking_id`` with ``provider_name``. Returns (payment, created): ``created`` is
+    False when ``idempotency_key`` was seen before, and then the payment is the one it named.
+
+    Only the booking's owner may pay (404 for anyone else); the booking must wait for payment and its
+    deadline must not have passed (409). The pending payment (amount = the booking's final amount) is
+    committed in one short transaction; the gateway is called after that, outside any transaction, and
+    its id and payment page are stored afterwards (a repeat of the key while that call is still running
+    answers the payment as it is, still without its page). A gateway that fails marks the attempt failed
+    (502); the owner then tries again with a new key. Choosing the clinic's desk moves the booking's payment
+    deadline to the visit's start, because the money is taken there."""
+    if actor.role != ROLE_OWNER:
+        raise NotFound("No such booking.")
+    try:
+        provider = providers.get_provider(provider_name)
+    except NotFound:
+        raise InvalidInput({"provider": "Choose one of: " + ", ".join(providers.enabled_providers()) + "."},
+                           detail="This payment method is not available.") from None
+    existing = await sql.fetchrow(_PAYMENT_BY_KEY, idempotency_key)
+    if existing is not None:
+        return _replay(existing, actor, booking_id, provider_name), False
+
+    async with transaction_as(actor.user_id, reason="payment_started"):
+        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
+        if booking is None or booking["user_id"] != actor.user_id:
+            raise NotFound("No such booking.")
+        if booking["status"] != state.PENDING_PAYMENT:
+            raise Conflict(_why_not_payable(booking))
+        due = booking["payment_due_at"]
+        if due is not None and due <= _now():
+            raise Conflict("The time to pay for this booking is over; its place is being released.")
+        if provider.paid_at_visit:
+            due = booking["start_time"]
+            await sql.execute("UPDATE bookings SET payment_due_at = $3 WHERE booking_id = $1 AND created_at = $2",
+                              booking_id, booking["created_at"], due)
+        payment = await sql.fetchrow(
+            _INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
+            provider.payment_method, provider.name, due, idempotency_key,
+        )
+        service_name = await sql.fetchval("SELECT name FROM services WHERE service_id = $1", booking["service_id"])
+    if payment is None:
+        # The same key was committed by a concurrent request meanwhile.
+        existing = await sql.fetchrow(_PAYMENT_BY_KEY, idempotency_key)
+        return _replay(existing, actor, booking_id, provider_name), False
+
+    # Outside any transaction from here on: the gateway may take seconds.
+    try:
+        started = await provider.start(PaymentRequest(
+            payment_id=payment["payment_id"], booking_id=booking_id, amount=payment["amount"],
+            currency=payment["currency"], expires_at=due or booking["start_time"], item_name=service_name,
+            customer_name=actor.name, customer_email=actor.email,
+        ))
+    except GatewayUnavailable as exc:
+        await sql.execute(_FAIL_PAYMENT, payment["payment_id"], "failed",
+                          _json({"gateway_error": exc.detail, "failed_at": _now().isoformat()}))
+        raise
+    if started.provider_payment_id is None and started.payment_url is None:
+        return _public(payment), True
+    stored = await sql.fetchrow(_STORE_STARTED, payment["payment_id"], started.provider_payment_id,
+                                started.payment_url, started.expires_at)
+    return _public(stored), True
+
+
+# ------------------------------------------------------------------ gateway notifications
+
+
+def _gateway_details(payload: dict[str, Any]) -> dict[str, str]:
+    return {name: str(payload[name])[:200] for name in _GATEWAY_FIELDS if payload.get(name) is not None}
+
+
+def _reported_method(provider: str, payload: dict[str, Any]) -> str | None:
+    """The payment method the gateway reports (e.g. 'bank_transfer'), for payment_records.payment_method."""
+    method = payload.get("payment_type")
+    if provider == providers.MIDTRANS and isinstance(method, str) and method.strip():
+        return method.strip()[:30]
+    return None
+
+
+async def handle_notification(provider_name: str, payload: dict[str, Any]) -> dict:
+    """Apply a gateway's notification. The signature is checked first (403 and nothing changes when it is
+    wrong or missing); the payment is the one named by ``order_id`` for this provider (404 otherwise).
+
+    settlement (or an accepted capture) completes the payment and confirms its booking; deny, cancel and
+    failure fail it; expire expires it; pending changes nothing. Each step is a guarded UPDATE, so a
+    replayed notification, a 'pending' after a 'settlement', or a failure after the money was taken
+    changes nothing. Answers what the payment is now, and whether this notification changed it."""
+    try:
+        provider = providers.get_provider(provider_name)
+    except NotFound:
+        raise NotFound("No such payment provider.") from None
+    if not provider.sends_notifications:
+        raise NotFound("This provider sends no notifications.")
+    if not provider.verify(payload):
+        raise DomainError("The notification's signature is not valid.", status=403)
+    try:
+        payment_id = UUID(payload["order_id"])
+    except ValueError:
+        raise NotFound("No such payment.") from None
+    payment = await sql.fetchrow(
+        "SELECT payment_id, amount, status FROM payment_records WHERE payment_id = $1 AND payment_provider = $2",
+        payment_id, provider.name,
+    )
+    if payment is None:
+        raise NotFound("No such payment.")
+    outcome = provider.outcome(payload)
+    details = _gateway_details(payload)
+    changed = False
+    if outcome is Outcome.COMPLETED:
+        try:
+            paid = Decimal(payload["gross_amount"])
+        except InvalidOperation:
+            raise InvalidInput({"gross_amount": "Not an amount."}) from None
+        if paid != payment["amount"]:
+            log.error("payment notification amount mismatch", payment_id=str(payment_id), expected=str(payment["amount"]),
+                      notified=str(paid))
+            raise Conflict("The notified amount does not match the payment.")
+        changed = await _complete(payment_id, None, details, _reported_method(provider.name, payload))
+    elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
+        changed = await sql.fetchrow(_FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
+    status = await sql.fetchval("SELECT status FROM payment_records WHERE payment_id = $1", payment_id)
+    return {"payment_id": payment_id, "status": status, "changed": changed}
+
+
+async def _current_booking_for_update(booking_id: UUID) -> asyncpg.Record:
+    """The booking a payment pays for, row-locked. A booking rescheduled while it waited for payment
+    handed that wait to its replacement: follow the chain to the booking that now holds the place."""
+    booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
+    while booking["status"] == state.RESCHEDULED:
+        replacement = await sql.fetchval(
+            "SELECT booking_id FROM bookings WHERE rescheduled_from_booking_id = $1 AND rescheduled_from_created_at = $2",
+            booking["booking_id"], booking["created_at"],
+        )
+        if replacement is None:
+            break
+        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, replacement)
+    return booking
+
+
+async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, method: str | None,
+                    at_desk: bool = False) -> bool:
+    """Record that the money of ``payment_id`` was taken, and what that does to its booking. Returns
+    whether anything changed (False for a payment already settled: a replay).
+
+    - booking waiting for payment: the payment completes, the booking becomes confirmed and paid (the
+      state machine's pending_payment → confirmed; the history row names ``actor_id`` and the payment);
+    - booking cancelled meanwhile and never paid (e.g. its payment deadline passed): it stays cancelled;
+      the money is recorded and refunded in full on this payment;
+    - booking already paid by another attempt: a second settled payment cannot be recorded, so the
+      payment is flagged for a manual refund and an error is logged.
+
+    At the clinic's desk (``at_desk``) money is not taken for a booking that cannot be confirmed: 409."""
+    payment = await sql.fetchrow("SELECT booking_id, amount, payment_provider FROM payment_records WHERE payment_id = $1",
+                                 payment_id)
+    history = {"payment_id": str(payment_id), "provider": payment["payment_provider"], "amount": str(payment["amount"])}
+    if details.get("transaction_id"):
+        history["transaction_id"] = details["transaction_id"]
+    async with transaction_as(actor_id, reason="payment_received", metadata=history):
+        booking = await _current_booking_for_update(payment["booking_id"])
+        locked = await sql.fetchrow(_LOCK_PAYMENT, payment_id)
+        if locked["status"] in SETTLED:
+            return False
+        if booking["status"] == state.PENDING_PAYMENT:
+            state.require_transition(booking["status"], state.CONFIRMED)
+            await sql.fetchrow(_COMPLETE_PAYMENT, payment_id, _json({"gateway": details}), method)
+            await sql.fetchrow(_CONFIRM_PAID_BOOKING, booking["booking_id"], booking["created_at"], payment_id)
+            return True
+        if at_desk:
+            raise Conflict(f"This booking is {booking['status'].replace('_', ' ')}: do not take the payment.")
+        if booking["status"] == state.CANCELLED and booking["payment_id"] is None:
+            refund = {"gateway": details, "refund_reason": "paid_after_cancellation",
+                      "cancellation_reason": booking["cancellation_reason"], "refund_percentage": 100,
+                      "note": "The money arrived after the booking was cancelled; it is returned in full and "
+                              "the booking stays cancelled."}
+            await sql.fetchrow(_REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            await sql.fetchrow(_RECORD_BOOKING_REFUND, booking["booking_id"], booking["created_at"], payment_id)
+            log.warning("late payment refunded", payment_id=str(payment_id), booking_id=str(booking["booking_id"]))
+            return True
+        note = {"gateway": details, "unrecorded_settlement": True, "refund_due": str(locked["amount"]),
+                "note": f"The gateway took this money but the booking is {booking['status']} and already "
+                        f"paid by payment {booking['payment_id']}: refund it by hand."}
+        if await sql.fetchrow(_NOTE_UNRECORDED_SETTLEMENT, payment_id, _json(note)) is None:
+            return False
+        log.error("payment settled for a booking paid otherwise", payment_id=str(payment_id),
+                  booking_id=str(booking["booking_id"]), paid_by=str(booking["payment_id"]))
+        return True
+
+
+# ------------------------------------------------------------------ the clinic's desk
+
+
+async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
+    """A receptionist (or manager) of the booking's clinic took the money at the desk: the same effect as
+    a completed notification, attributed to them. 404 for anyone else; 409 for a payment that is not a
+    desk payment, or whose booking can no longer be confirmed. Marking it paid twice changes nothing."""
+    payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
+    if payment is None or not actor.is_staff or not actor.works_at(payment["clinic_id"]):
+        raise NotFound("No such payment.")
+    if payment["payment_provider"] != providers.CLINIC:
+        raise Conflict("Only payments at the clinic's desk are marked paid by hand.")
+    if payment["status"] not in SETTLED:
+        if payment["status"] != "pending":
+            raise Conflict(f"This payment is {payment['status']}.")
+        await _complete(payment_id, actor.user_id, {"received_by": str(actor.user_id)}, None, at_desk=True)
+    return _public(await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id))
+
+
+# ------------------------------------------------------------------ reads
+
+
+async def payment_for_owner(actor: CurrentUser, payment_id: UUID) -> dict:
+    """A payment with its booking, clinic and visit time, if ``actor`` owns the booking (404 otherwise)."""
+    payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
+    if payment is None or actor.role != ROLE_OWNER or payment["user_id"] != actor.user_id:
+        raise NotFound("No such payment.")
+    return dict(payment)
