@@ -25,7 +25,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
     PORT=8000 \
-    WEB_CONCURRENCY=2
+    WEB_CONCURRENCY=2 \
+    VETBOOK_SANDBOX_PAYMENTS=0
 USER vetbook
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
