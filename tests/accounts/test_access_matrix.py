@@ -9,14 +9,19 @@ ids cannot be probed; a signed-out visitor of a page is sent to the login page (
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT, make_person
+from tests.db.factories import local_start
 from web.accounts import services
 from web.accounts.auth import SESSION_COOKIE
+from web.booking import services as booking_services
 from web.clinics.tables import Clinic, Service
+from web.core import sql
+from web.payments import services as payment_services
 
 PERSONAS = ("anonymous", "owner", "other_owner", "receptionist", "other_receptionist", "manager", "other_manager")
 
@@ -93,6 +98,17 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
         "/api/v1/bookings/{missing}/complete", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
     ("POST", "/api/v1/bookings/{booking_id:uuid}/no-show"): (
         "/api/v1/bookings/{missing}/no-show", "json:empty", expect(422, anonymous=401, owner=403, other_owner=403)),
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/payments"): (
+        "/api/v1/bookings/{missing}/payments", "json:empty", expect(403, anonymous=401, owner=422, other_owner=422)),
+    ("POST", "/api/v1/payments/{payment_id:uuid}/mark-paid"): (
+        "/api/v1/payments/{missing}/mark-paid", None, expect(404, anonymous=401, owner=403, other_owner=403)),
+    # A gateway's call: no account, trusted by its signature only (an unsigned one is refused for everyone).
+    ("POST", "/api/v1/payments/{provider:str}/notifications"): (
+        "/api/v1/payments/sandbox/notifications", "json:empty", expect(403)),
+    ("GET", "/sandbox/pay/{payment_id:uuid}"): (
+        "/sandbox/pay/{owner_payment}", None, expect(404, anonymous=REDIRECT_TO_LOGIN, owner=200)),
+    ("POST", "/sandbox/pay/{payment_id:uuid}"): (
+        "/sandbox/pay/{missing}", "form:empty", expect(404, anonymous=REDIRECT_TO_LOGIN)),
 }
 
 
@@ -133,11 +149,27 @@ async def world(app) -> dict:
     service = await Service.insert(
         Service(clinic_id=clinic_a, name="Matrix check-up", duration_minutes=30, price=150000)
     ).returning(Service.service_id)
+    payment = await _sandbox_payment(owner_user, clinic_a, service[0]["service_id"], pet["pet_id"])
     return {
         "people": people,
         "ids": {"clinic_a": clinic_a, "owner_pet": pet["pet_id"], "target_receptionist": target["user_id"],
-                "service_a": service[0]["service_id"], "missing": uuid.uuid4()},
+                "service_a": service[0]["service_id"], "missing": uuid.uuid4(), "owner_payment": payment},
     }
+
+
+async def _sandbox_payment(owner_user, clinic_id, service_id, pet_id) -> uuid.UUID:
+    """The owner's booking in clinic A (through the engine), waiting for a sandbox payment it started."""
+    start = local_start({"timezone": "Asia/Jakarta"}, days_ahead=5)
+    slot_id = await sql.fetchval(
+        "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining) "
+        "VALUES ($1, $2, $3, $4, $5, 1, 1) RETURNING slot_id",
+        clinic_id, service_id, start.date(), start, start + timedelta(minutes=30),
+    )
+    held = await booking_services.hold(owner_user, slot_id, pet_id)
+    booking = await booking_services.confirm(owner_user, held["reservation_id"], held["lock_token"])
+    payment, _ = await payment_services.create_payment(owner_user, booking["booking_id"], "sandbox",
+                                                       f"matrix-{uuid.uuid4()}")
+    return payment["payment_id"]
 
 
 async def _request_as(client: httpx.AsyncClient, persona: str, world: dict, method: str, path: str, body: str | None):
