@@ -100,6 +100,15 @@ def check() -> None:
     sys.exit(1)
 
 
+@main.command("refresh-analytics")
+def refresh_analytics() -> None:
+    """Refresh booking_analytics_daily now (CONCURRENTLY: readers are not blocked). The app does it hourly."""
+    from web.analytics.services import refresh_booking_analytics
+
+    _run_with_pool(refresh_booking_analytics)
+    click.echo("booking_analytics_daily refreshed")
+
+
 @main.group()
 def user() -> None:
     """Accounts."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tests.conftest import run_cli, vetbook_command
 from tests.db.factories import make_booking, make_world
 from web.app import background_jobs
 from web.core import sql
@@ -51,3 +52,16 @@ async def test_a_job_held_elsewhere_is_skipped(app, app_database_url) -> None:
     finally:
         await other_process.close()
     assert ran == [True]
+
+
+async def test_refresh_on_demand_from_the_command_line(fresh_database_url) -> None:
+    setup = await asyncpg.connect(fresh_database_url)
+    try:
+        world = await make_world(setup)
+        await make_booking(setup, world["slot"], world["owner"], world["pet"])
+        assert await setup.fetchval("SELECT count(*) FROM booking_analytics_daily") == 0
+        result = run_cli(*vetbook_command("refresh-analytics"), database_url=fresh_database_url)
+        assert "refreshed" in result.stdout
+        assert await setup.fetchval("SELECT sum(total_bookings) FROM booking_analytics_daily") == 1
+    finally:
+        await setup.close()
