@@ -29,23 +29,17 @@ class Job:
 async def run_once_if_free(job: Job) -> bool:
     """Run the job if no other process is running it now. Returns whether it ran.
 
-    The advisory lock is held by a transaction on a connection of its own for as long as the job runs.
-    The job's work is not inside that transaction: Piccolo does not know about it (it is not its
-    "current transaction"), so every ``transaction_as`` of the job is a real transaction of its own that
-    commits or rolls back alone, and one failing row does not undo or lock up the rest of the batch."""
+    The job runs inside the transaction that holds the advisory lock (one server connection per job,
+    which matters behind PgBouncer; a lock on a connection of its own, held while the job's work takes a
+    second one, starved small pools). Jobs therefore never wait for rows people are changing
+    (``SKIP LOCKED``): what they skip, their next run picks up."""
     engine = engine_finder()
-    lock_connection = await (engine.pool.acquire() if engine.pool is not None else engine.get_new_connection())
-    try:
-        async with lock_connection.transaction():
-            if not await lock_connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", job.lock_key):
-                return False
-            await job.run()
-            return True
-    finally:
-        if engine.pool is not None:
-            await engine.pool.release(lock_connection)
-        else:
-            await lock_connection.close()
+    async with engine.transaction() as transaction:
+        got_lock = await transaction.connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", job.lock_key)
+        if not got_lock:
+            return False
+        await job.run()
+        return True
 
 
 async def _loop(job: Job) -> None:
