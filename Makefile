@@ -50,6 +50,26 @@ docker-build:
 clean:
 	rm -rf $(VENV) test-artifacts .pytest_cache
 
+## Translations (web/core/i18n.py): extract every message of web/ and templates/ into messages.pot, then
+## bring each catalog up to date (new messages arrive empty; tests/i18n fails until they are translated)
+TRANSLATIONS := web/translations
+LOCALES := id ja
+.PHONY: messages compile-messages
+messages: venv
+	$(BIN)/pybabel extract -F babel.cfg --project=VetBook --copyright-holder="VetBook" --sort-by-file \
+		--add-location=file -o $(TRANSLATIONS)/messages.pot .
+	for locale in $(LOCALES); do \
+		if [ -f $(TRANSLATIONS)/$$locale/LC_MESSAGES/messages.po ]; then \
+			$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$locale --ignore-obsolete; \
+		else \
+			$(BIN)/pybabel init -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -l $$locale; \
+		fi; \
+	done
+
+## Optional: write the .mo files (git-ignored); without them the app compiles each .po in memory on first use
+compile-messages: venv
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
+
 ## Benchmarks (figures and ratios against a baseline; see bench/README.md)
 bench: venv
 	$(BIN)/python bench/slot_search.py

@@ -17,17 +17,19 @@ from litestar.template.config import TemplateConfig
 from piccolo.engine import engine_finder
 
 from web.accounts.api import AuthApiController, MeApiController, PetApiController
-from web.accounts.auth import authentication_middleware
+from web.accounts.auth import authentication_middleware, role_name
 from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
+from web.accounts.validation import species_name
 from web.analytics.services import refresh_booking_analytics
 from web.booking import services as booking_services
 from web.booking.api import BookingApiController, ReservationApiController
 from web.clinics.api import ClinicApiController
 from web.clinics.controllers import ClinicPagesController
-from web.core import formatting, rate_limit
+from web.core import i18n, rate_limit
 from web.core.controllers import HealthController
 from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
+from web.core.language import LanguageController
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
 from web.payments.api import PaymentApiController
@@ -44,8 +46,10 @@ MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
 def _configure_jinja(engine: JinjaTemplateEngine) -> None:
-    engine.engine.filters["money"] = formatting.money
-    engine.engine.filters["zone_abbreviation"] = formatting.zone_abbreviation
+    # gettext (`_`, `{% trans %}`) in the request's language, and the money/date/time filters of web.core.i18n.
+    i18n.configure_jinja(engine.engine)
+    engine.engine.filters["species_name"] = species_name
+    engine.engine.filters["role_name"] = role_name
 
 
 def background_jobs() -> list[Job]:
@@ -109,13 +113,19 @@ def create_app() -> Litestar:
             BookingApiController,
             PaymentApiController,
             SandboxPagesController,
+            LanguageController,
             create_static_files_router(
                 path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
             ),
         ],
         template_config=template_config,
         plugins=[HTMXPlugin()],
-        middleware=[DefineMiddleware(security_headers_middleware), DefineMiddleware(authentication_middleware)],
+        # The language middleware runs after authentication: a signed-in person's saved language counts.
+        middleware=[
+            DefineMiddleware(security_headers_middleware),
+            DefineMiddleware(authentication_middleware),
+            DefineMiddleware(i18n.locale_middleware),
+        ],
         csrf_config=csrf_config(),
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config,

@@ -60,6 +60,8 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     ("POST", "/staff/{user_id:uuid}/activate"): (
         "/staff/{target_receptionist}/activate", "form:empty",
         expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=404)),
+    # Anyone may pick a language (a signed-in person's choice is also saved); its 303 goes back to `next`.
+    ("GET", "/language"): ("/language?to=en&next=/profile", None, expect(303)),
     ("GET", "/static/{file_path:path}"): ("/static/app.css", None, expect(200)),
     ("GET", "/api/v1/health"): ("/api/v1/health", None, expect(200)),
     ("GET", "/api/schema"): ("/api/schema", None, expect(200)),
@@ -210,7 +212,7 @@ async def test_route_answers_each_person_as_expected(client: httpx.AsyncClient, 
         response = await _request_as(client, persona, world, route[0], path, body)
         answers[persona] = response.status_code
         if response.status_code == REDIRECT_TO_LOGIN and expectations[persona] == REDIRECT_TO_LOGIN \
-                and persona == "anonymous" and route[1] not in ("/logout",):
+                and persona == "anonymous" and route[1] not in ("/logout", "/language"):
             assert response.headers["location"].startswith("/login"), response.headers["location"]
         if path.startswith("/api/") and response.status_code >= 400:
             assert response.headers["content-type"].startswith("application/problem+json")

@@ -11,6 +11,7 @@ from web.accounts.tables import AuthSession, Pet, User
 
 
 async def test_owner_signs_up_and_lands_on_the_profile(client: httpx.AsyncClient) -> None:
+    client.headers["Accept-Language"] = "en"  # the texts below are the English pages' (tests/i18n: the others)
     token = await csrf_token(client, "/signup")
     response = await client.post("/signup", data={
         "_csrf_token": token, "name": "Ayu Lestari", "email": "Ayu.Signup@Example.test",
@@ -41,6 +42,7 @@ async def test_signup_with_bad_fields_shows_each_error_and_writes_nothing(client
 
 
 async def test_form_post_without_csrf_token_is_refused_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    client.headers["Accept-Language"] = "en"
     before = await User.count()
     response = await client.post("/signup", data={
         "name": "Mallory", "email": "mallory@example.test", "phone": "+62 812 0000 0000", "password": "long-enough-1",
@@ -51,6 +53,7 @@ async def test_form_post_without_csrf_token_is_refused_and_changes_nothing(clien
 
 
 async def test_login_wrong_password_and_unknown_email_get_the_same_answer(client: httpx.AsyncClient) -> None:
+    client.headers["Accept-Language"] = "en"
     person = await make_person()
     token = await csrf_token(client)
     wrong_password = await client.post("/login", data={"_csrf_token": token, "email": person["email"], "password": "nope-nope-1"})

@@ -92,7 +92,8 @@ def cluster(
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
+    # English pages: the assertions read their English texts (a client naming no language gets Indonesian).
+    async with httpx.AsyncClient(timeout=30, headers={"Accept-Language": "en"}) as client:
         yield client
 
 

@@ -126,7 +126,8 @@ def cluster(
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     # No cookie jar is relied on: each request names the cookies it carries, as a browser tab would hold them.
-    async with httpx.AsyncClient(timeout=30) as client:
+    # English pages: the assertions read their English texts (a client naming no language gets Indonesian).
+    async with httpx.AsyncClient(timeout=30, headers={"Accept-Language": "en"}) as client:
         yield client
 
 

@@ -36,7 +36,9 @@ async def expected_service_rows(db: asyncpg.Connection, clinic_id) -> list[Servi
     assert rows, "every demo clinic offers services"
     assert {row["currency"] for row in rows} == {"IDR"}
     return sorted(
-        (ServiceRow(row["name"], f"{row['duration_minutes']} min", rupiah(row["price"])) for row in rows),
+        # The browser is Indonesian (id-ID): minutes are "mnt", Indonesian's short form (tests/e2e/test_languages.py
+        # covers the other languages).
+        (ServiceRow(row["name"], f"{row['duration_minutes']} mnt", rupiah(row["price"])) for row in rows),
         key=lambda row: row.name,
     )
 

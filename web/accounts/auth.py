@@ -17,6 +17,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from web.core import sql
+from web.core.i18n import N_, Message
 
 SESSION_COOKIE = "vb_session"
 
@@ -24,6 +25,16 @@ ROLE_OWNER = "owner"
 ROLE_RECEPTIONIST = "receptionist"
 ROLE_MANAGER = "manager"
 ROLES = (ROLE_OWNER, ROLE_RECEPTIONIST, ROLE_MANAGER)
+# What people read for each role (pages translate them with the `translate` filter).
+ROLE_NAMES = {
+    ROLE_OWNER: N_("Pet owner"),
+    ROLE_RECEPTIONIST: N_("Receptionist"),
+    ROLE_MANAGER: N_("Clinic manager"),
+}
+
+
+def role_name(role: str) -> Message | str:
+    return ROLE_NAMES.get(role, role)
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ def authentication_middleware(app: ASGIApp) -> ASGIApp:
 
 def signed_in(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if connection.user is None:
-        raise NotAuthorizedException(detail="Please log in first.")
+        raise NotAuthorizedException(detail=N_("Please log in first."))
 
 
 def role_guard(*roles: str):
@@ -128,7 +139,7 @@ def role_guard(*roles: str):
     def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         signed_in(connection, handler)
         if connection.user.role not in roles:
-            raise PermissionDeniedException(detail="This page is not available for your account.")
+            raise PermissionDeniedException(detail=N_("This page is not available for your account."))
 
     guard.__name__ = f"role_guard_{'_'.join(roles)}"
     return guard

@@ -20,9 +20,10 @@ from web.accounts.tables import AuthSession, Pet, User
 from web.clinics.tables import Clinic
 from web.core import rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
+from web.core.i18n import N_
 from web.settings import get_settings
 
-WRONG_CREDENTIALS = "Email or password is wrong."
+WRONG_CREDENTIALS = N_("Email or password is wrong.")
 
 
 @lru_cache(maxsize=1)
@@ -54,7 +55,7 @@ async def register_owner(data: dict) -> dict:
             )
         ).returning(User.user_id, User.email, User.name, User.role)
     except asyncpg.UniqueViolationError as exc:
-        raise InvalidInput({"email": "An account with this email already exists. Log in instead."}) from exc
+        raise InvalidInput({"email": N_("An account with this email already exists. Log in instead.")}) from exc
     return rows[0]
 
 
@@ -65,10 +66,10 @@ async def authenticate(email: object, password: object, client_address: str) -> 
     settings = get_settings()
     normalised = email.strip().lower() if isinstance(email, str) else ""
     await rate_limit.hit(f"login:ip:{client_address}", settings.login_ip_rate_limit,
-                         "Too many login attempts from your network. Wait a moment and try again.")
+                         N_("Too many login attempts from your network. Wait a moment and try again."))
     if normalised:
         await rate_limit.hit(f"login:account:{normalised}", settings.login_rate_limit,
-                             "Too many login attempts for this account. Wait a moment and try again.")
+                             N_("Too many login attempts for this account. Wait a moment and try again."))
     if not normalised or not isinstance(password, str) or not password or len(password) > 200:
         raise InvalidCredentials()
     user = await User.select(
@@ -106,7 +107,7 @@ async def load_current_user(user_id: UUID) -> CurrentUser:
         User.user_id, User.email, User.name, User.role, User.clinic_id, User.locale
     ).where(User.user_id == user_id).first()
     if row is None:
-        raise NotFound("No such user.")
+        raise NotFound(N_("No such user."))
     return CurrentUser(**row)
 
 
@@ -126,13 +127,13 @@ async def create_user(
     clean_name = validation.clean_name(name, errors)
     clean_password = validation.clean_password(password, errors)
     if role not in (ROLE_OWNER, ROLE_RECEPTIONIST, ROLE_MANAGER):
-        errors["role"] = "Choose owner, receptionist or manager."
+        errors["role"] = N_("Choose owner, receptionist or manager.")
     if role == ROLE_RECEPTIONIST and clinic_id is None:
-        errors["clinic"] = "A receptionist works at a clinic: give its id."
+        errors["clinic"] = N_("A receptionist works at a clinic: give its id.")
     if role == ROLE_OWNER and clinic_id is not None:
-        errors["clinic"] = "An owner does not belong to a clinic."
+        errors["clinic"] = N_("An owner does not belong to a clinic.")
     if clinic_id is not None and not await Clinic.exists().where(Clinic.clinic_id == clinic_id):
-        errors["clinic"] = "No clinic has this id."
+        errors["clinic"] = N_("No clinic has this id.")
     if errors:
         raise InvalidInput(errors)
     try:
@@ -141,7 +142,7 @@ async def create_user(
                  password_hash=await hash_password_async(clean_password))
         ).returning(User.user_id, User.email, User.name, User.role, User.clinic_id)
     except asyncpg.UniqueViolationError as exc:
-        raise InvalidInput({"email": "An account with this email already exists."}) from exc
+        raise InvalidInput({"email": N_("An account with this email already exists.")}) from exc
     return rows[0]
 
 
@@ -169,9 +170,9 @@ async def create_receptionist(manager: CurrentUser, data: dict) -> dict:
     try:
         clinic_id = UUID(str(data.get("clinic_id", "")).strip())
     except ValueError:
-        errors["clinic_id"] = "Choose a clinic."
+        errors["clinic_id"] = N_("Choose a clinic.")
     if clinic_id is not None and not manager.manages_clinic(clinic_id):
-        errors["clinic_id"] = "Choose one of your clinics."
+        errors["clinic_id"] = N_("Choose one of your clinics.")
     if errors:
         raise InvalidInput(errors)
     phone_errors: dict[str, str] = {}
@@ -191,7 +192,7 @@ async def set_receptionist_active(manager: CurrentUser, user_id: UUID, active: b
         (User.user_id == user_id) & (User.role == ROLE_RECEPTIONIST)
     ).first()
     if target is None or not manager.manages_clinic(target["clinic_id"]):
-        raise NotFound("No such receptionist.")
+        raise NotFound(N_("No such receptionist."))
     await User.update({User.is_active: active}).where(User.user_id == user_id)
     if not active:
         await sql.execute(
@@ -211,7 +212,7 @@ async def list_pets(owner: CurrentUser) -> list[dict]:
 async def get_pet(owner: CurrentUser, pet_id: UUID) -> dict:
     pet = await Pet.select(*PET_COLUMNS).where((Pet.pet_id == pet_id) & (Pet.owner_id == owner.user_id)).first()
     if pet is None:
-        raise NotFound("No such pet.")
+        raise NotFound(N_("No such pet."))
     return pet
 
 

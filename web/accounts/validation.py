@@ -10,12 +10,29 @@ import re
 from datetime import date
 
 from web.core.errors import InvalidInput
+from web.core.i18n import N_, Message
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ()\-]{6,25}$")
 SPECIES = ("dog", "cat", "rabbit", "bird", "hamster", "guinea_pig", "reptile", "fish", "other")
+# What people read for each species (pages translate them with the `translate` filter).
+SPECIES_NAMES = {
+    "dog": N_("Dog"),
+    "cat": N_("Cat"),
+    "rabbit": N_("Rabbit"),
+    "bird": N_("Bird"),
+    "hamster": N_("Hamster"),
+    "guinea_pig": N_("Guinea pig"),
+    "reptile": N_("Reptile"),
+    "fish": N_("Fish"),
+    "other": N_("Other"),
+}
 MIN_PASSWORD = 8
 MAX_PASSWORD = 200
+
+
+def species_name(species: str) -> Message | str:
+    return SPECIES_NAMES.get(species, species)
 
 
 def _text(value: object) -> str:
@@ -25,18 +42,18 @@ def _text(value: object) -> str:
 def clean_email(value: object, errors: dict[str, str], field: str = "email") -> str:
     email = _text(value).lower()
     if not email:
-        errors[field] = "Enter your email address."
+        errors[field] = N_("Enter your email address.")
     elif len(email) > 254 or not EMAIL_PATTERN.match(email):
-        errors[field] = "Enter an email address like name@example.com."
+        errors[field] = N_("Enter an email address like name@example.com.")
     return email
 
 
 def clean_name(value: object, errors: dict[str, str], field: str = "name", max_length: int = 120) -> str:
     name = _text(value)
     if not name:
-        errors[field] = "This field is required."
+        errors[field] = N_("This field is required.")
     elif len(name) > max_length:
-        errors[field] = f"Use at most {max_length} characters."
+        errors[field] = N_("Use at most %(count)d characters.", count=max_length)
     return name
 
 
@@ -44,19 +61,19 @@ def clean_phone(value: object, errors: dict[str, str], required: bool = False) -
     phone = _text(value)
     if not phone:
         if required:
-            errors["phone"] = "Enter a phone number."
+            errors["phone"] = N_("Enter a phone number.")
         return None
     if not PHONE_PATTERN.match(phone):
-        errors["phone"] = "Enter a phone number like +62 812 3456 7890."
+        errors["phone"] = N_("Enter a phone number like +62 812 3456 7890.")
     return phone
 
 
 def clean_password(value: object, errors: dict[str, str]) -> str:
     password = value if isinstance(value, str) else ""
     if len(password) < MIN_PASSWORD:
-        errors["password"] = f"Use at least {MIN_PASSWORD} characters."
+        errors["password"] = N_("Use at least %(count)d characters.", count=MIN_PASSWORD)
     elif len(password) > MAX_PASSWORD:
-        errors["password"] = f"Use at most {MAX_PASSWORD} characters."
+        errors["password"] = N_("Use at most %(count)d characters.", count=MAX_PASSWORD)
     return password
 
 
@@ -79,11 +96,11 @@ def pet(data: dict, today: date) -> dict:
     clean: dict = {"name": clean_name(data.get("name"), errors, max_length=80)}
     species = _text(data.get("species")).lower()
     if species not in SPECIES:
-        errors["species"] = "Choose one of: " + ", ".join(SPECIES) + "."
+        errors["species"] = N_("Choose one of: %(choices)s.", choices=", ".join(SPECIES))
     clean["species"] = species
     breed = _text(data.get("breed"))
     if len(breed) > 80:
-        errors["breed"] = "Use at most 80 characters."
+        errors["breed"] = N_("Use at most %(count)d characters.", count=80)
     clean["breed"] = breed or None
     raw_birth = data.get("birth_date")
     birth: date | None = None
@@ -93,13 +110,13 @@ def pet(data: dict, today: date) -> dict:
         try:
             birth = date.fromisoformat(_text(raw_birth))
         except ValueError:
-            errors["birth_date"] = "Enter a date as YYYY-MM-DD."
+            errors["birth_date"] = N_("Enter a date as YYYY-MM-DD.")
     if birth is not None and not (date(1950, 1, 1) <= birth <= today):
-        errors["birth_date"] = "The birth date cannot be in the future (or before 1950)."
+        errors["birth_date"] = N_("The birth date cannot be in the future (or before 1950).")
     clean["birth_date"] = birth
     notes = _text(data.get("notes"))
     if len(notes) > 2000:
-        errors["notes"] = "Use at most 2000 characters."
+        errors["notes"] = N_("Use at most %(count)d characters.", count=2000)
     clean["notes"] = notes or None
     if errors:
         raise InvalidInput(errors)

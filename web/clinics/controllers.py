@@ -11,6 +11,7 @@ from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 
 from web.clinics import services
+from web.core.i18n import N_
 
 
 class ClinicPagesController(Controller):
@@ -23,7 +24,7 @@ class ClinicPagesController(Controller):
     async def clinic_services(self, request: HTMXRequest, clinic_id: FromPath[UUID]) -> Template:
         clinic = await services.get_clinic(clinic_id)
         if clinic is None:
-            raise NotFoundException("No such clinic.")
+            raise NotFoundException(N_("No such clinic."))
         context = {"clinic": clinic, "services": await services.list_active_services(clinic_id)}
         if request.htmx:
             return HTMXTemplate(template_name="partials/clinic_services.html", context=context)

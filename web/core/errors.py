@@ -4,6 +4,9 @@ The API answers JSON problem details (RFC 9457: ``{"status", "title", "detail", 
 an HTML error page (or a redirect to the login page when someone must sign in first). Nothing a client
 sends may produce a 500: constraint violations that slip past a service become 409/422, and only a real
 bug is answered with 500 (and logged).
+
+Messages are ``N_("English")`` (``web.core.i18n``): the API answers them in English, as they are; pages show
+them in the reader's language (``error.html`` passes them through the ``translate`` filter).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.response import Redirect, Template
+
+from web.core.i18n import N_
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +46,7 @@ class DomainError(Exception):
 class NotFound(DomainError):
     """Missing, or not yours (the same answer, so that ids cannot be probed)."""
 
-    def __init__(self, detail: str = "Not found.") -> None:
+    def __init__(self, detail: str = N_("Not found.")) -> None:
         super().__init__(detail=detail, status=404)
 
 
@@ -56,8 +61,8 @@ class Gone(DomainError):
 
 
 class InvalidInput(DomainError):
-    def __init__(self, field_errors: dict[str, str], detail: str = "Some fields need attention.") -> None:
-        super().__init__(detail=detail, status=422, title="Invalid input", field_errors=field_errors)
+    def __init__(self, field_errors: dict[str, str], detail: str = N_("Some fields need attention.")) -> None:
+        super().__init__(detail=detail, status=422, title=N_("Invalid input"), field_errors=field_errors)
 
 
 def is_api_request(request: Request) -> bool:
@@ -65,16 +70,44 @@ def is_api_request(request: Request) -> bool:
 
 
 def problem(status: int, detail: str, title: str = "", errors: list[dict] | None = None, headers=None) -> Response:
-    body: dict = {"status": status, "title": title or HTTPStatus(status).phrase, "detail": detail}
+    # str(): the English text of a translatable message (the API is English).
+    body: dict = {"status": status, "title": str(title or HTTPStatus(status).phrase), "detail": str(detail)}
     if errors:
-        body["errors"] = errors
+        body["errors"] = [{key: str(value) for key, value in error.items()} for error in errors]
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+# Titles of error pages (the API keeps HTTP's own reason phrases).
+PAGE_TITLES = {
+    400: N_("This request did not work"),
+    401: N_("Please log in"),
+    403: N_("Not available"),
+    404: N_("Not found"),
+    405: N_("Not available"),
+    409: N_("Something changed in the meantime"),
+    410: N_("No longer available"),
+    413: N_("Too much data"),
+    422: N_("Please check what you entered"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    503: N_("Temporarily unavailable"),
+}
+# What an error page says when all the error has is HTTP's reason phrase (e.g. Litestar's own 404).
+PAGE_DETAILS = {
+    404: N_("This page does not exist, or it is not available for your account."),
+    405: N_("This page cannot be opened this way."),
+}
+
+
 def _error_page(request: Request, status: int, title: str, detail: str, headers=None) -> Response:
+    phrase = HTTPStatus(status).phrase
+    if not title or title == phrase:
+        title = PAGE_TITLES.get(status, phrase)
+    if not detail or detail == phrase:
+        detail = PAGE_DETAILS.get(status, detail or phrase)
     return Template(
         "error.html",
-        context={"status": status, "title": title or HTTPStatus(status).phrase, "detail": detail},
+        context={"status": status, "title": title, "detail": detail},
         status_code=status,
         headers=headers,
         media_type=MediaType.HTML,
@@ -97,10 +130,13 @@ def handle_validation_error(request: Request, exc: ValidationException) -> Respo
     for item in exc.extra or []:
         if isinstance(item, dict):
             errors.append({"field": item.get("key") or item.get("source") or "body", "message": item.get("message", "")})
+    if not is_api_request(request):
+        # A page's reader gets no field paths of a JSON body; the parts of a bad form are in its fields.
+        return _error_page(request, 400, N_("Invalid request"), N_("The request is not valid."))
     detail = "The request is not valid: " + "; ".join(
         f"{error['field']}: {error['message']}" for error in errors
     ) if errors else (exc.detail or "The request is not valid.")
-    return _answer(request, 422 if is_api_request(request) else 400, detail, "Invalid request", errors)
+    return _answer(request, 422, detail, "Invalid request", errors)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:
@@ -115,7 +151,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
     if status == 403 and "CSRF" in detail:
-        detail = "Your form expired or came from another site. Reload the page and try again."
+        detail = N_("Your form expired or came from another site. Reload the page and try again.")
     return _answer(request, status, detail, headers=headers or None)
 
 
@@ -126,15 +162,15 @@ def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Respo
         # The constraint's name is for the log: on a partition it reads like slots_202612_..._key.
         log.warning("constraint violation reached the handler", constraint=getattr(exc, "constraint_name", None),
                     path=request.url.path)
-        return _answer(request, 409, "The request conflicts with the current data. Reload and try again.")
+        return _answer(request, 409, N_("The request conflicts with the current data. Reload and try again."))
     if isinstance(exc, asyncpg.DataError):
-        return _answer(request, 422, "A value in the request is out of range or malformed.")
+        return _answer(request, 422, N_("A value in the request is out of range or malformed."))
     return handle_internal_error(request, exc)
 
 
 def handle_internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
-    return _answer(request, 500, "Something went wrong on our side. Please try again.")
+    return _answer(request, 500, N_("Something went wrong on our side. Please try again."))
 
 
 def handle_recursion_error(request: Request, exc: RecursionError) -> Response:
@@ -142,7 +178,7 @@ def handle_recursion_error(request: Request, exc: RecursionError) -> Response:
     while deserializing an object"), not a DecodeError: that is the client's body, answered like other malformed
     JSON. Any other recursion is our bug."""
     if "while deserializing" in str(exc):
-        return _answer(request, 400, "The request body is nested too deeply.")
+        return _answer(request, 400, N_("The request body is nested too deeply."))
     return handle_internal_error(request, exc)
 
 
