@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import asyncpg
@@ -27,7 +24,8 @@ import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT
-from tests.servers import LiveServer, start_app, stop
+from tests.conftest import cloned_database
+from tests.servers import LiveServer, start_apps_side_by_side, stop
 from web.core.embedded_postgres import LocalPostgres
 
 ACCOUNT_LIMIT, ACCOUNT_WINDOW = 3, 6
@@ -63,31 +61,20 @@ def cluster(
     pg_server: LocalPostgres, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """Two app processes with short login windows on one database of this module, and three owners."""
-    name = f"limits_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
-    database_url = pg_server.url(name)
     logs = tmp_path_factory.mktemp("rate-limit-servers")
-    try:
-        with ExitStack() as stack, ThreadPoolExecutor(max_workers=2) as pool:
-            # Both servers start side by side: each is a child process that spends seconds importing.
-            starting = [pool.submit(start_app, database_url, logs / f"{label}.log", env=LIMITS_ENV) for label in "ab"]
-            servers = []
-            for future in starting:
-                try:
-                    servers.append(future.result())
-                except Exception:
-                    continue  # raised below, once every server that did start is registered for stopping
-                stack.callback(stop, servers[-1].process)
-            for future in starting:
-                future.result()
+    with cloned_database(pg_server, template_database, "limits") as database_url:
+        started: list = []
+        try:
+            servers = start_apps_side_by_side(database_url, logs, "ab", started, env=LIMITS_ENV)
             # The owners sign up as people do (registration has no login limit to spend).
             for email in (API_EMAIL, FORM_EMAIL, NEIGHBOUR_EMAIL):
                 signed_up = httpx.post(servers[0].url("/api/v1/auth/register"), timeout=30, json={
                     "name": "Limited Owner", "email": email, "phone": "+62 812 3456 7890", "password": PASSWORD})
                 assert signed_up.status_code == 201, signed_up.text
             yield Cluster(servers[0], servers[1], database_url)
-    finally:
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            for process in started:
+                stop(process)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT
-from tests.conftest import run_cli, vetbook_command
-from tests.servers import LiveServer, start_app, stop
+from tests.conftest import cloned_database, run_cli, vetbook_command
+from tests.servers import LiveServer, start_app, start_apps_side_by_side, stop
 from web.accounts.auth import SESSION_COOKIE
 from web.core.embedded_postgres import LocalPostgres
 
@@ -59,9 +59,12 @@ class Cluster:
 def cluster(
     pg_server: LocalPostgres, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    name = f"sessions_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
-    database_url = pg_server.url(name)
+    with cloned_database(pg_server, template_database, "sessions") as database_url:
+        yield from _cluster(pg_server, database_url, tmp_path_factory)
+
+
+def _cluster(pg_server: LocalPostgres, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    name = database_url.rsplit("/", 1)[1]
     logs = tmp_path_factory.mktemp("session-servers")
     people = {
         "owner": Person("session-owner@example.test", "Sari Owner", "owner"),
@@ -76,22 +79,14 @@ def cluster(
             database=name,
         ).split()[0]
         manager = people["manager"]
-        with ThreadPoolExecutor(max_workers=3) as pool:
+        with ThreadPoolExecutor(max_workers=1) as pool:
             # The first manager can only come from the CLI; it and the servers start side by side (each is a
             # child process that spends seconds importing).
             created = pool.submit(run_cli, *vetbook_command(
                 "user", "create", "--email", manager.email, "--password", PASSWORD, "--role", "manager",
                 "--name", manager.name, "--clinic", clinic_id), database_url=database_url)
-            starting = [pool.submit(start_app, database_url, logs / f"{label}.log", env=ENV) for label in "ab"]
-            servers = []
-            for future in starting:
-                try:
-                    servers.append(future.result())
-                except Exception:
-                    continue  # raised below, once every server that did start is registered for stopping
-                processes.append(servers[-1].process)
-            for future in [*starting, created]:
-                future.result()
+            servers = start_apps_side_by_side(database_url, logs, "ab", processes, env=ENV)
+            created.result()
         manager.user_id = CREATED.search(created.result().stdout).group(1)
         a, b = servers
         # Everyone else joins the way people do: owners sign up, the manager adds the receptionist.
@@ -120,7 +115,6 @@ def cluster(
     finally:
         for process in processes:
             stop(process)
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
