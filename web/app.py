@@ -32,6 +32,8 @@ from web.core.jobs import Job, Scheduler
 from web.core.language import LanguageController
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
+from web.live.broker import close_broker
+from web.live.controllers import LiveController
 from web.payments.api import PaymentApiController
 from web.payments.controllers import SandboxPagesController
 from web.settings import PROJECT_ROOT, get_settings
@@ -77,6 +79,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await close_broker()
         await scheduler.stop()
         for node in engine.extra_nodes.values():
             await node.close_connection_pool()
@@ -114,6 +117,7 @@ def create_app() -> Litestar:
             PaymentApiController,
             SandboxPagesController,
             LanguageController,
+            LiveController,
             create_static_files_router(
                 path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
             ),

@@ -52,6 +52,9 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        # Live pages keep event streams open; on shutdown they are closed after this long (their
+        # browsers reconnect to the next process and catch up).
+        timeout_graceful_shutdown=3,
     )
 
 

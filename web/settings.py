@@ -29,6 +29,9 @@ class Settings:
     database_url: str
     # Reads that may lag (slot browsing, analytics) go here; defaults to the primary.
     replica_database_url: str
+    # Where live pages LISTEN (web/live/broker.py); empty means DATABASE_URL. Behind PgBouncer in
+    # transaction mode, point it at the server itself: LISTEN needs a session of its own.
+    listen_database_url: str
     data_dir: Path
     # Port of the embedded PostgreSQL; 0 picks a free one on first start and keeps it.
     embedded_db_port: int
@@ -81,6 +84,7 @@ def get_settings() -> Settings:
     return Settings(
         database_url=os.environ.get("DATABASE_URL", "").strip(),
         replica_database_url=os.environ.get("DATABASE_REPLICA_URL", "").strip(),
+        listen_database_url=os.environ.get("DATABASE_LISTEN_URL", "").strip(),
         data_dir=data_dir,
         embedded_db_port=_int_env("VETBOOK_DB_PORT", 0),
         host=os.environ.get("HOST", "127.0.0.1"),

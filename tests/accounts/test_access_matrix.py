@@ -111,6 +111,15 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
         "/sandbox/pay/{owner_payment}", None, expect(404, anonymous=REDIRECT_TO_LOGIN, owner=200)),
     ("POST", "/sandbox/pay/{payment_id:uuid}"): (
         "/sandbox/pay/{missing}", "form:empty", expect(404, anonymous=REDIRECT_TO_LOGIN)),
+    # A live stream that would stay open is not tried here (tests/live/ follows streams): bookings of a
+    # clinic nobody here works at are refused to everyone.
+    ("GET", "/live/clinics/{clinic_id:uuid}/days/{day:date}"): (
+        "/live/clinics/{missing}/days/2030-01-02?topics=bookings", None, expect(403)),
+    # --- owner pages: finding, holding and confirming a slot
+    # --- owner pages: my bookings, paying, cancelling, rescheduling
+    # --- desk: day view, check-in, walk-ins, desk payments
+    # --- desk: slot generation and blocking
+    # --- manager: analytics and database health
 }
 
 

@@ -9,6 +9,7 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from web.accounts.tables import Pet, User
+from web.booking.codes import new_booking_code
 from web.clinics.tables import Clinic, Service, Staff
 from web.slots.tables import Slot
 
@@ -59,6 +60,8 @@ class Booking(Table, tablename="bookings"):
     rescheduled_from_created_at = Timestamptz(null=True, default=None)
     booking_source = Varchar(length=20, default="app")
     payment_due_at = Timestamptz(null=True, default=None)
+    # The database fills it (vetbook_new_booking_code(), migration 0012); the same alphabet client-side.
+    booking_code = Varchar(length=8, default=new_booking_code)
 
 
 class BookingHistory(Table, tablename="booking_history"):

@@ -1,0 +1,171 @@
+"""Live updates end to end: a commit on slots or bookings reaches an open event stream of a real app process.
+
+The stream is read over real HTTP from ``vetbook serve`` (an in-process ASGI transport buffers whole
+responses). Data is changed through a separate asyncpg connection, as another process would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import cloned_database
+from tests.db.factories import make_booking, make_pet, make_slot, make_user, make_world
+from tests.servers import LiveServer, running_app
+from web.core.embedded_postgres import LocalPostgres
+from web.live.broker import LiveBroker
+
+EVENT_WAIT_SECONDS = 10
+
+
+@pytest.fixture(scope="module")
+def server(pg_server: LocalPostgres, template_database: str, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[LiveServer]:
+    with cloned_database(pg_server, template_database, "live") as url:
+        log = tmp_path_factory.mktemp("live") / "app.log"
+        with running_app(url, Path(log)) as live_server:
+            yield live_server
+
+
+@pytest.fixture
+async def db(server: LiveServer) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(server.database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+class EventStream:
+    """Reads server-sent events off an open response, one event (name, data) at a time."""
+
+    def __init__(self, response: httpx.Response):
+        self._lines = response.aiter_lines()
+
+    async def next_event(self) -> tuple[str, str]:
+        async def read() -> tuple[str, str]:
+            name, data = "message", ""
+            async for line in self._lines:
+                if line.startswith("event:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    data = line.split(":", 1)[1].strip()
+                elif line == "" and data:
+                    return name, data
+            raise AssertionError("the stream ended")
+
+        return await asyncio.wait_for(read(), EVENT_WAIT_SECONDS)
+
+
+async def _open_stream(client: httpx.AsyncClient, clinic_id, day: date, topics: str = "slots"):
+    return client.stream("GET", f"/live/clinics/{clinic_id}/days/{day.isoformat()}", params={"topics": topics})
+
+
+async def test_a_committed_change_reaches_the_open_stream_and_a_rolled_back_one_does_not(
+    server: LiveServer, db: asyncpg.Connection
+) -> None:
+    world = await make_world(db)
+    slot = await make_slot(db, world["clinic"], world["service"], capacity=3, remaining=3)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+        async with await _open_stream(client, world["clinic"]["clinic_id"], slot["date"]) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            stream = EventStream(response)
+            # Every connection starts with a catch-up event: the page refetches what it shows.
+            assert await stream.next_event() == ("slots-changed", slot["date"].isoformat())
+
+            transaction = db.transaction()
+            await transaction.start()
+            await db.execute("UPDATE slots SET remaining = remaining - 1 WHERE slot_id = $1", slot["slot_id"])
+            await transaction.rollback()
+            await db.execute("UPDATE slots SET remaining = remaining - 2 WHERE slot_id = $1", slot["slot_id"])
+            # Only the committed change is announced: the rolled-back one would have come first.
+            assert await stream.next_event() == ("slots-changed", slot["date"].isoformat())
+            assert await db.fetchval("SELECT remaining FROM slots WHERE slot_id = $1", slot["slot_id"]) == 1
+
+
+async def test_a_stream_of_another_day_hears_nothing(server: LiveServer, db: asyncpg.Connection) -> None:
+    world = await make_world(db)
+    slot = await make_slot(db, world["clinic"], world["service"], capacity=2, remaining=2)
+    other_day = date.fromordinal(slot["date"].toordinal() + 1)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+        async with await _open_stream(client, world["clinic"]["clinic_id"], other_day) as response:
+            stream = EventStream(response)
+            assert await stream.next_event() == ("slots-changed", other_day.isoformat())
+            await db.execute("UPDATE slots SET remaining = 1 WHERE slot_id = $1", slot["slot_id"])
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(stream.next_event(), 2)
+
+
+async def test_pages_catch_up_after_the_listener_loses_its_connection(server: LiveServer, db: asyncpg.Connection) -> None:
+    world = await make_world(db)
+    slot = await make_slot(db, world["clinic"], world["service"], capacity=2, remaining=2)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+        async with await _open_stream(client, world["clinic"]["clinic_id"], slot["date"]) as response:
+            stream = EventStream(response)
+            await stream.next_event()
+            killed = await db.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'vetbook-live' AND datname = current_database()"
+            )
+            assert killed == 1
+            # Whatever happened while the listener was away, the page is told to refetch once it is back.
+            assert await stream.next_event() == ("slots-changed", slot["date"].isoformat())
+            await db.execute("UPDATE slots SET remaining = 1 WHERE slot_id = $1", slot["slot_id"])
+            assert await stream.next_event() == ("slots-changed", slot["date"].isoformat())
+
+
+@pytest.mark.parametrize(
+    ("topics", "status"),
+    [("bookings", 403), ("slots,bookings", 403), ("everything", 422), ("", 422)],
+)
+async def test_streams_a_visitor_may_not_open(server: LiveServer, db: asyncpg.Connection, topics: str, status: int) -> None:
+    world = await make_world(db)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+        response = await client.get(f"/live/clinics/{world['clinic']['clinic_id']}/days/2030-01-02",
+                                    params={"topics": topics}, headers={"Accept-Language": "en"})
+        assert response.status_code == status
+        assert "text/event-stream" not in response.headers.get("content-type", "")
+
+
+async def test_an_unknown_clinic_is_not_found(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+        response = await client.get("/live/clinics/00000000-0000-4000-8000-000000000000/days/2030-01-02")
+        assert response.status_code == 404
+
+
+async def test_the_broker_wakes_a_subscriber_once_per_burst_and_only_for_its_topics(
+    server: LiveServer, db: asyncpg.Connection
+) -> None:
+    """In-process: staff subscribe to bookings, owners' pages only to slots; 20 commits wake each once or
+    a few times, never 20 times behind."""
+    world = await make_world(db)
+    slot = await make_slot(db, world["clinic"], world["service"], capacity=30, remaining=30)
+    owner = await make_user(db)
+    pet = await make_pet(db, owner)
+    broker = LiveBroker(lambda: server.database_url)
+    key = (world["clinic"]["clinic_id"], slot["date"])
+    desk = broker.subscribe(*key, frozenset({"slots", "bookings"}))
+    owners_page = broker.subscribe(*key, frozenset({"slots"}))
+    try:
+        await asyncio.sleep(1)  # the listener connects
+        await make_booking(db, slot, owner, pet)
+        assert await desk.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) >= {"bookings"}
+        for _ in range(20):
+            await db.execute("UPDATE slots SET remaining = remaining - 1 WHERE slot_id = $1", slot["slot_id"])
+        await asyncio.sleep(1)
+        assert await owners_page.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) == {"slots"}
+        # Everything was coalesced into that one wake-up.
+        assert await owners_page.next_changes(quiet_seconds=0.5) == set()
+        assert json.dumps(sorted(await desk.next_changes(quiet_seconds=EVENT_WAIT_SECONDS))) in ('["slots"]', '["bookings", "slots"]')
+    finally:
+        broker.unsubscribe(desk)
+        broker.unsubscribe(owners_page)
+        await broker.close()
