@@ -17,7 +17,7 @@ venv: $(VENV)/.installed
 
 ## Set everything up, start the embedded PostgreSQL, migrate, load demo data, serve on http://127.0.0.1:8000
 run: venv
-	$(BIN)/vetbook demo
+	$(BIN)/vetbook demo --history 42
 	$(BIN)/vetbook serve
 
 ## The whole suite: PostgreSQL 18 (embedded) for everything, then the database tests again on PostgreSQL 15

@@ -232,3 +232,30 @@ async def test_a_day_later_only_the_new_day_gets_slots(demo_copy_url: str) -> No
         full_day_sizes = {per_day[zone_name, day] for day in days_before[1:]}
         assert len(full_day_sizes) == 1, (zone_name, full_day_sizes)
         assert len(new_days) == full_day_sizes.pop(), zone_name
+
+
+async def test_history_gives_the_desk_and_analytics_past_visits_that_add_up(demo_copy_url: str) -> None:
+    started_at = datetime.now(UTC)
+    first = run_cli(*vetbook_command("demo", "--history", "14"), database_url=demo_copy_url)
+    added = int(re.search(r"demo history: (\d+) past bookings added", first.stdout).group(1))
+
+    async with connect(demo_copy_url) as connection:
+        bookings = await connection.fetch(
+            "SELECT b.status, b.payment_status, b.final_amount, b.refunded_amount, s.start_time, b.clinic_id "
+            "FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date"
+        )
+        view_total = await connection.fetchval("SELECT COALESCE(sum(total_bookings), 0) FROM booking_analytics_daily")
+    assert added == len(bookings) > 0
+    past = [row for row in bookings if row["start_time"] < started_at]
+    future = [row for row in bookings if row["start_time"] >= started_at]
+    # Past visits end as clinics' visits do; anything still ahead is confirmed and paid.
+    assert {row["status"] for row in past} >= {"completed", "cancelled", "no_show"}
+    assert {(row["status"], row["payment_status"]) for row in future} <= {("confirmed", "paid")}
+    assert all(row["refunded_amount"] < row["final_amount"] for row in past if row["status"] == "cancelled")
+    assert len({row["clinic_id"] for row in bookings}) == 3
+    # The command refreshed the analytics view: it counts what the bookings table holds.
+    assert view_total == len(bookings)
+    assert "ok:" in run_cli(*vetbook_command("check"), database_url=demo_copy_url).stdout
+
+    again = run_cli(*vetbook_command("demo", "--history", "14"), database_url=demo_copy_url)
+    assert "demo history: 0 past bookings added" in again.stdout

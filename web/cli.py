@@ -68,17 +68,25 @@ def migrate() -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option("--history", "history_days", default=0, show_default=True, type=click.IntRange(0, 120),
+              help="Also create this many days of past visits (for the desk and analytics pages).")
+def demo(history_days: int) -> None:
     """Load the demo clinics, services, staff, slots and logins (idempotent), and print the logins."""
+    from web.analytics.services import refresh_booking_analytics
     from web.core.maintenance import migrate as run_migrations
     from web.demo import DEMO_LOGINS, load_demo_data
 
     async def run() -> dict:
         await run_migrations()
-        return await load_demo_data()
+        result = await load_demo_data(history_days=history_days)
+        if result["history_bookings_added"]:
+            await refresh_booking_analytics()
+        return result
 
     result = _run_with_pool(run)
     click.echo(f"demo data ready ({result['slots_added']} new slots)")
+    if history_days:
+        click.echo(f"demo history: {result['history_bookings_added']} past bookings added")
     click.echo("demo logins:")
     for login in DEMO_LOGINS:
         click.echo(f"  {login.role:<13} {login.email:<26} password: {login.password}")

@@ -90,12 +90,13 @@ async def _ensure_staff(clinic_id) -> list[dict]:
     return [rows[name] for name, _ in STAFF]
 
 
-def planned_slots(clinic: dict, services: dict[str, dict], staff: list[dict], today: date, now: datetime) -> list[Slot]:
-    """The demo schedule for ``SLOT_DAYS`` days from ``today`` (clinic-local), skipping Sundays and
-    anything already started."""
+def planned_slots(clinic: dict, services: dict[str, dict], staff: list[dict], today: date, now: datetime,
+                  days: int = SLOT_DAYS) -> list[Slot]:
+    """The demo schedule for ``days`` days from ``today`` (clinic-local), skipping Sundays and anything
+    started before ``now``."""
     zone = ZoneInfo(clinic["timezone"])
     slots: list[Slot] = []
-    for day_offset in range(SLOT_DAYS):
+    for day_offset in range(days):
         day = today + timedelta(days=day_offset)
         if day.weekday() == 6:
             continue
@@ -144,8 +145,9 @@ async def _ensure_users(first_clinic_id) -> None:
         )
 
 
-async def load_demo_data(now: datetime | None = None) -> dict[str, int]:
-    """Create (or complete) the demo data. Returns how many slots were added."""
+async def load_demo_data(now: datetime | None = None, history_days: int = 0) -> dict[str, int]:
+    """Create (or complete) the demo data, with ``history_days`` of past visits (web/demo_history.py).
+    Returns how many slots and history bookings were added."""
     now = now or datetime.now(ZoneInfo("UTC"))
     added_slots = 0
     first_clinic_id = None
@@ -162,4 +164,7 @@ async def load_demo_data(now: datetime | None = None) -> dict[str, int]:
             ).returning(Slot.slot_id)
             added_slots += len(inserted)
     await _ensure_users(first_clinic_id)
-    return {"slots_added": added_slots}
+    from web.demo_history import load_demo_history
+
+    history = await load_demo_history(history_days, now)
+    return {"slots_added": added_slots, "history_bookings_added": history}
