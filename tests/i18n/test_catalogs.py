@@ -89,9 +89,14 @@ def test_translations_keep_placeholders_and_markup(locale: str) -> None:
     assert problems == []
     for message in catalog:
         if message.id:
-            assert sorted(HTML_TAG.findall(message.string)) == sorted(HTML_TAG.findall(message.id)), message.id
-            placeholders = sorted(re.findall(r"%\(\w+\)[sd]", message.id))
-            assert sorted(re.findall(r"%\(\w+\)[sd]", message.string)) == placeholders, message.id
+            # A plural message has a tuple of English forms and one translation per plural form of the
+            # language (one in Indonesian and Japanese): each must keep the markup and placeholders.
+            source = message.id if isinstance(message.id, str) else message.id[-1]
+            translations = [message.string] if isinstance(message.string, str) else list(message.string)
+            placeholders = sorted(re.findall(r"%\(\w+\)[sd]", source))
+            for translation in translations:
+                assert sorted(HTML_TAG.findall(translation)) == sorted(HTML_TAG.findall(source)), message.id
+                assert sorted(re.findall(r"%\(\w+\)[sd]", translation)) == placeholders, message.id
 
 
 def test_the_template_catalog_lists_every_message(extracted) -> None:
@@ -108,8 +113,14 @@ def test_catalogs_compile_and_the_compiled_catalog_translates(locale: str, tmp_p
     with mo_path.open("rb") as mo_file:
         compiled = Translations(mo_file)
     for message in catalog:
-        if message.id:
+        if not message.id:
+            continue
+        if isinstance(message.id, str):
             assert compiled.gettext(message.id) == message.string
+        else:
+            singular, plural = message.id[0], message.id[1]
+            for count, form in enumerate(message.string, start=1):
+                assert compiled.ngettext(singular, plural, count) == form
 
 
 def test_the_app_loads_the_catalogs_it_compiles_in_memory() -> None:
