@@ -1,0 +1,421 @@
+"""The desk's reads (the day grid, a booking by its code, owners by phone or email) and the walk-in flow.
+
+Scope: a receptionist sees their own clinic, a manager the clinics they manage; anything else is "not
+found". Booking rules stay in the engine (web/booking/services.py): a desk booking is made by
+``book_on_behalf``; this module only finds or creates the owner and pet it is for.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from web.accounts import validation
+from web.accounts.auth import ROLE_OWNER, CurrentUser
+from web.booking import services as engine
+from web.booking.codes import normalise_booking_code
+from web.core import sql
+from web.core.audit import transaction_as
+from web.core.errors import InvalidInput, NotFound
+from web.core.i18n import N_
+
+# Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its
+# new slot; a cancelled one gave its place back).
+HIDDEN_STATUSES = ("cancelled", "rescheduled")
+
+# An owner created at the desk has no password: they never chose one. users.password_hash is NOT NULL,
+# so it holds a marker that is not an argon2 hash: verify_password answers False for it (InvalidHashError),
+# so nobody can log in with it, whatever they type.
+NO_PASSWORD = "!no-password:created-at-the-desk"
+# users.email is NOT NULL and unique; an owner without an email (common at a front desk) gets an address
+# of the reserved .invalid domain (RFC 2606): it can never receive mail nor collide with a real one.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+
+
+# ------------------------------------------------------------------ clinics and days
+
+
+_CLINICS = "SELECT clinic_id, name, timezone FROM clinics"
+
+
+async def desk_clinics(staff: CurrentUser) -> list[dict]:
+    """The clinics whose desk ``staff`` may run, by name: a receptionist's own, a manager's managed ones."""
+    if not staff.is_staff:
+        return []
+    if staff.clinic_id is None:  # a manager of every clinic
+        rows = await sql.fetch(f"{_CLINICS} ORDER BY name")
+    else:
+        rows = await sql.fetch(f"{_CLINICS} WHERE clinic_id = $1", staff.clinic_id)
+    return [dict(row) for row in rows]
+
+
+def choose_clinic(clinics: list[dict], wanted: str | None) -> dict:
+    """The clinic asked for (``?clinic=``), or the first one; 404 for one outside ``clinics``."""
+    if not clinics:
+        raise NotFound(N_("No such clinic."))
+    if not wanted:
+        return clinics[0]
+    for clinic in clinics:
+        if str(clinic["clinic_id"]) == wanted.strip():
+            return clinic
+    raise NotFound(N_("No such clinic."))
+
+
+def local_today(clinic: dict, now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(clinic["timezone"])).date()
+
+
+def parse_day(value: str | None, clinic: dict) -> date:
+    """``?date=YYYY-MM-DD``, or the clinic's today when absent; 422 for anything else."""
+    if not value:
+        return local_today(clinic)
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput({"date": N_("Enter a date as YYYY-MM-DD.")}, detail=N_("Enter a date as YYYY-MM-DD.")) from None
+    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
+        raise InvalidInput({"date": N_("Enter a date as YYYY-MM-DD.")}, detail=N_("Enter a date as YYYY-MM-DD."))
+    return day
+
+
+# ------------------------------------------------------------------ the day grid
+
+# One query for the whole grid. Both partitioned tables are filtered by their clinic and the day: slots by
+# their partition key (date: one partition), bookings by (clinic_id, slot_date) and joined on slot_id
+# (bookings_slot_id_idx); bookings are partitioned by created_at, which the day says nothing about.
+_DAY_GRID = """
+SELECT s.slot_id, s.start_time, s.end_time, s.status AS slot_status, s.capacity, s.remaining,
+       s.staff_id, st.name AS staff_name, sv.name AS service_name,
+       b.booking_id, b.booking_code, b.status, b.payment_status, b.booking_source, b.version,
+       p.name AS pet_name, p.species, u.name AS owner_name, u.phone AS owner_phone
+FROM slots s
+JOIN services sv ON sv.service_id = s.service_id
+LEFT JOIN staff st ON st.staff_id = s.staff_id
+LEFT JOIN (
+    bookings b
+    JOIN pets p ON p.pet_id = b.pet_id
+    JOIN users u ON u.user_id = b.user_id
+) ON b.slot_id = s.slot_id AND b.slot_date = s.date
+     AND b.clinic_id = $1 AND b.slot_date = $2 AND b.status <> ALL($3::text[])
+WHERE s.clinic_id = $1 AND s.date = $2
+ORDER BY s.start_time, st.name NULLS LAST, s.staff_id, sv.name, s.slot_id, b.created_at
+"""
+
+
+@dataclass
+class GridBooking:
+    booking_id: UUID
+    booking_code: str
+    status: str
+    payment_status: str
+    booking_source: str
+    pet_name: str
+    species: str
+    owner_name: str
+    owner_phone: str | None
+
+
+@dataclass
+class GridSlot:
+    slot_id: UUID
+    start_time: datetime
+    end_time: datetime
+    local_start: time
+    local_end: time
+    status: str
+    capacity: int
+    remaining: int
+    service_name: str
+    staff_id: UUID | None
+    bookings: list[GridBooking] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return self.status in ("maintenance", "unavailable")
+
+
+@dataclass
+class GridColumn:
+    staff_id: UUID | None
+    name: str | None  # None: the slots without a staff member
+
+
+@dataclass
+class GridRow:
+    local_time: time
+    cells: list[list[GridSlot]]
+
+
+@dataclass
+class DayGrid:
+    columns: list[GridColumn]
+    rows: list[GridRow]
+    slots: list[GridSlot]
+
+    @property
+    def bookings(self) -> list[GridBooking]:
+        return [booking for slot in self.slots for booking in slot.bookings]
+
+
+async def day_grid(clinic: dict, day: date) -> DayGrid:
+    """The clinic's day as a grid: one row per slot start time (clinic-local), one column per staff
+    member with slots that day (and one for slots without staff, last); each cell the slots starting
+    then, with their standing bookings (cancelled and rescheduled ones left out)."""
+    zone = ZoneInfo(clinic["timezone"])
+    rows = await sql.fetch(_DAY_GRID, clinic["clinic_id"], day, list(HIDDEN_STATUSES))
+    slots: dict[UUID, GridSlot] = {}
+    staff_names: dict[UUID | None, str | None] = {}
+    for row in rows:
+        slot = slots.get(row["slot_id"])
+        if slot is None:
+            slot = slots[row["slot_id"]] = GridSlot(
+                slot_id=row["slot_id"], start_time=row["start_time"], end_time=row["end_time"],
+                local_start=row["start_time"].astimezone(zone).time(), local_end=row["end_time"].astimezone(zone).time(),
+                status=row["slot_status"], capacity=row["capacity"], remaining=row["remaining"],
+                service_name=row["service_name"], staff_id=row["staff_id"],
+            )
+            staff_names.setdefault(row["staff_id"], row["staff_name"])
+        if row["booking_id"] is not None:
+            slot.bookings.append(GridBooking(
+                booking_id=row["booking_id"], booking_code=row["booking_code"], status=row["status"],
+                payment_status=row["payment_status"], booking_source=row["booking_source"],
+                pet_name=row["pet_name"], species=row["species"], owner_name=row["owner_name"],
+                owner_phone=row["owner_phone"],
+            ))
+    named = sorted((key for key in staff_names if key is not None), key=lambda key: (staff_names[key] or "", str(key)))
+    columns = [GridColumn(key, staff_names[key]) for key in named]
+    if None in staff_names:
+        columns.append(GridColumn(None, None))
+    position = {column.staff_id: index for index, column in enumerate(columns)}
+    grid_rows: dict[time, GridRow] = {}
+    for slot in slots.values():  # already in start order
+        grid_row = grid_rows.get(slot.local_start)
+        if grid_row is None:
+            grid_row = grid_rows[slot.local_start] = GridRow(slot.local_start, [[] for _ in columns])
+        grid_row.cells[position[slot.staff_id]].append(slot)
+    return DayGrid(columns=columns, rows=list(grid_rows.values()), slots=list(slots.values()))
+
+
+# ------------------------------------------------------------------ bookings at the desk
+
+_DESK_BOOKING = """
+SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.booking_source, b.version, b.notes,
+       b.final_amount, b.refunded_amount, b.currency, b.payment_due_at, b.created_at, b.clinic_id, b.slot_date,
+       b.user_id AS owner_id, s.start_time, s.end_time, s.status AS slot_status,
+       c.name AS clinic_name, c.timezone, sv.name AS service_name, st.name AS staff_name,
+       p.pet_id, p.name AS pet_name, p.species, p.breed,
+       u.name AS owner_name, u.phone AS owner_phone, u.email AS owner_email
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+JOIN clinics c ON c.clinic_id = b.clinic_id
+JOIN services sv ON sv.service_id = b.service_id
+LEFT JOIN staff st ON st.staff_id = b.staff_id
+JOIN pets p ON p.pet_id = b.pet_id
+JOIN users u ON u.user_id = b.user_id
+"""
+
+
+def _clinic_ids(clinics: list[dict]) -> list[UUID]:
+    return [clinic["clinic_id"] for clinic in clinics]
+
+
+def shown_email(email: str | None) -> str | None:
+    """An owner's email as the desk shows it: none for the placeholder of an owner without one."""
+    return None if not email or email.endswith("@" + NO_EMAIL_DOMAIN) else email
+
+
+async def desk_booking(staff: CurrentUser, booking_id: UUID) -> dict:
+    """A booking with its pet, owner, service and visit, if it is at one of ``staff``'s clinics (404 otherwise)."""
+    clinics = await desk_clinics(staff)
+    row = await sql.fetchrow(f"{_DESK_BOOKING} WHERE b.booking_id = $1 AND b.clinic_id = ANY($2::uuid[])",
+                             booking_id, _clinic_ids(clinics))
+    if row is None:
+        raise NotFound(N_("No such booking."))
+    booking = dict(row)
+    booking["owner_email"] = shown_email(booking["owner_email"])
+    return booking
+
+
+async def find_by_code(staff: CurrentUser, typed: str | None) -> list[dict]:
+    """The bookings whose code is ``typed`` (any case, with dashes or spaces, as a scanner or a person
+    types it) at ``staff``'s clinics, newest visit first. 422 when it cannot be a booking code; an empty
+    list when no booking has it. Codes are unique only per clinic in practice, so there may be several."""
+    code = normalise_booking_code(typed or "")
+    if code is None:
+        raise InvalidInput({"code": N_("A booking code has 8 letters and digits, like K7M2-9QXD.")},
+                           detail=N_("A booking code has 8 letters and digits, like K7M2-9QXD."))
+    clinics = await desk_clinics(staff)
+    # (clinic_id, booking_code) is bookings_clinic_code_idx.
+    rows = await sql.fetch(
+        f"{_DESK_BOOKING} WHERE b.clinic_id = ANY($1::uuid[]) AND b.booking_code = $2 ORDER BY s.start_time DESC",
+        _clinic_ids(clinics), code,
+    )
+    return [dict(row) for row in rows]
+
+
+# ------------------------------------------------------------------ owners and free slots for the walk-in form
+
+_OWNERS = """
+SELECT u.user_id, u.name, u.phone, u.email FROM users u
+WHERE u.role = 'owner' AND u.is_active AND ({condition})
+ORDER BY u.name, u.user_id
+LIMIT 20
+"""
+_PETS_OF = """
+SELECT pet_id, owner_id, name, species FROM pets WHERE owner_id = ANY($1::uuid[]) ORDER BY name, pet_id
+"""
+MIN_PHONE_DIGITS = 6
+
+
+def _phone_core(text: str) -> str:
+    """The digits that identify an Indonesian number whichever way it is written: ``0812…``, ``+62 812…``
+    and ``62812…`` all become ``812…``."""
+    digits = re.sub(r"\D", "", text)
+    if digits.startswith("62"):
+        return digits[2:]
+    return digits.removeprefix("0")
+
+
+async def _with_pets(rows: list[asyncpg.Record]) -> list[dict]:
+    owners = [dict(row) for row in rows]
+    pets = await sql.fetch(_PETS_OF, [owner["user_id"] for owner in owners]) if owners else []
+    for owner in owners:
+        owner["email"] = shown_email(owner["email"])
+        owner["pets"] = [dict(pet) for pet in pets if pet["owner_id"] == owner["user_id"]]
+    return owners
+
+
+async def find_owners(query: str | None) -> list[dict]:
+    """Pet owners whose email is ``query`` (exactly, any case) or whose phone number contains its digits
+    (6 or more; ``0812…`` finds ``+62 812…``), each with their pets. At most 20."""
+    text = (query or "").strip()
+    if "@" in text:
+        rows = await sql.fetch(_OWNERS.format(condition="lower(u.email) = lower($1)"), text)
+    else:
+        core = _phone_core(text)
+        if len(core) < MIN_PHONE_DIGITS:
+            return []
+        rows = await sql.fetch(_OWNERS.format(condition="u.phone IS NOT NULL AND regexp_replace(u.phone, '\\D', '', 'g') LIKE '%' || $1 || '%'"), core)
+    return await _with_pets(rows)
+
+
+async def owner_with_pets(owner_id: UUID) -> dict:
+    rows = await sql.fetch(_OWNERS.format(condition="u.user_id = $1"), owner_id)
+    if not rows:
+        raise NotFound(N_("No such owner."))
+    return (await _with_pets(rows))[0]
+
+
+_FREE_SLOTS = """
+SELECT s.slot_id, s.start_time, s.end_time, s.remaining, s.capacity, sv.name AS service_name,
+       st.name AS staff_name, COALESCE(s.price, sv.price) AS price, sv.currency
+FROM slots s
+JOIN services sv ON sv.service_id = s.service_id
+LEFT JOIN staff st ON st.staff_id = s.staff_id
+WHERE s.clinic_id = $1 AND s.date = $2 AND s.status = 'available' AND s.remaining > 0 AND s.start_time > now()
+ORDER BY s.start_time, sv.name, st.name NULLS LAST
+"""
+
+
+async def free_slots(clinic: dict, day: date) -> list[dict]:
+    """The clinic's slots of ``day`` the desk can still book: open, not full, not started."""
+    return [dict(row) for row in await sql.fetch(_FREE_SLOTS, clinic["clinic_id"], day)]
+
+
+# ------------------------------------------------------------------ a booking made at the desk
+
+
+def _uuid(value: object, field_name: str, errors: dict, message) -> UUID | None:
+    try:
+        return UUID(str(value).strip())
+    except (ValueError, TypeError):
+        errors[field_name] = message
+        return None
+
+
+async def book_at_desk(staff: CurrentUser, data: dict) -> dict:
+    """A walk-in or phone booking from the desk's form: for an existing owner (``owner_id``) and one of
+    their pets (``pet_id``) or a new pet, or for an owner created on the spot (``owner_name``,
+    ``owner_phone``, optional ``owner_email``) with their pet (``pet_name``, ``pet_species``); a slot
+    (``slot_id``), a ``source`` (walk_in or phone) and optional ``notes``.
+
+    Everything is checked before anything is written, and owner, pet and booking are one transaction:
+    when the engine refuses the slot (409), no owner or pet is left behind."""
+    if not staff.is_staff:
+        raise NotFound(N_("No such slot."))
+    errors: dict = {}
+    slot_id = _uuid(data.get("slot_id"), "slot_id", errors, N_("Choose a time."))
+    source = str(data.get("source") or "")
+    if source not in engine.DESK_SOURCES:
+        errors["source"] = N_("Choose walk-in or phone.")
+    notes = str(data.get("notes") or "").strip() or None
+    if notes and len(notes) > 2000:
+        errors["notes"] = N_("Use at most %(count)d characters.", count=2000)
+    owner_id: UUID | None = None
+    pet_id: UUID | None = None
+    new_owner: dict | None = None
+    new_pet: dict | None = None
+    if data.get("owner_id"):
+        owner_id = _uuid(data.get("owner_id"), "owner_id", errors, N_("Choose an owner."))
+        if data.get("pet_id") and data.get("pet_id") != "new":
+            pet_id = _uuid(data.get("pet_id"), "pet_id", errors, N_("Choose a pet."))
+        else:
+            new_pet = _new_pet(data, errors)
+    else:
+        new_owner = {
+            "name": validation.clean_name(data.get("owner_name"), errors, field="owner_name"),
+            "phone": _clean_owner_phone(data.get("owner_phone"), errors),
+            "email": _clean_owner_email(data.get("owner_email"), errors),
+        }
+        new_pet = _new_pet(data, errors)
+    if errors:
+        raise InvalidInput(errors)
+    if owner_id is not None:
+        owner = await sql.fetchrow("SELECT user_id FROM users WHERE user_id = $1 AND role = $2", owner_id, ROLE_OWNER)
+        if owner is None:
+            raise InvalidInput({"owner_id": N_("Choose an owner.")})
+    if new_owner is not None and new_owner["email"] and await sql.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))", new_owner["email"]):
+        raise InvalidInput({"owner_email": N_("An account with this email already exists: search for it above.")})
+    async with transaction_as(staff.user_id, reason=source):
+        if new_owner is not None:
+            owner_id = await sql.fetchval(
+                "INSERT INTO users (email, name, phone, role, password_hash) VALUES ($1, $2, $3, 'owner', $4) "
+                "RETURNING user_id",
+                new_owner["email"] or f"desk-{secrets.token_hex(8)}@{NO_EMAIL_DOMAIN}", new_owner["name"],
+                new_owner["phone"], NO_PASSWORD,
+            )
+        if new_pet is not None:
+            pet_id = await sql.fetchval(
+                "INSERT INTO pets (owner_id, name, species) VALUES ($1, $2, $3) RETURNING pet_id",
+                owner_id, new_pet["name"], new_pet["species"],
+            )
+        return await engine.book_on_behalf(staff, owner_id, pet_id, slot_id, source, notes)
+
+
+def _new_pet(data: dict, errors: dict) -> dict:
+    name = validation.clean_name(data.get("pet_name"), errors, field="pet_name", max_length=80)
+    species = str(data.get("pet_species") or "").strip().lower()
+    if species not in validation.SPECIES:
+        errors["pet_species"] = N_("Choose a species.")
+    return {"name": name, "species": species}
+
+
+def _clean_owner_phone(value: object, errors: dict) -> str | None:
+    phone_errors: dict = {}
+    phone = validation.clean_phone(value, phone_errors, required=True)
+    if phone_errors:
+        errors["owner_phone"] = phone_errors["phone"]
+    return phone
+
+
+def _clean_owner_email(value: object, errors: dict) -> str | None:
+    if not (isinstance(value, str) and value.strip()):
+        return None
+    return validation.clean_email(value, errors, field="owner_email")
