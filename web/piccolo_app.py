@@ -3,6 +3,7 @@
 from piccolo.conf.apps import AppConfig
 
 from web.accounts.tables import AuthSession, Pet, User
+from web.analytics.tables import AnalyticsRefresh
 from web.booking.tables import Booking, BookingHistory, Reservation
 from web.clinics.tables import Clinic, Service, Staff
 from web.core.tables import RateLimitHit
@@ -15,7 +16,7 @@ APP_CONFIG = AppConfig(
     migrations_folder_path=str(PROJECT_ROOT / "piccolo_migrations"),
     table_classes=[
         Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord,
-        AuthSession, RateLimitHit,
+        AuthSession, RateLimitHit, AnalyticsRefresh,
     ],
     migration_dependencies=[],
     commands=[],

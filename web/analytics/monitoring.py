@@ -1,0 +1,177 @@
+"""The design's monitoring queries (8.2), fixed to run, and the rest of the database health page.
+
+Fixes against the design (docs/schema.md, deviation 16): ``pg_stat_statements`` has ``total_exec_time`` /
+``mean_exec_time`` since PostgreSQL 13 (not ``total_time`` / ``mean_time``), and the index-usage join is on
+``relid`` explicitly (``USING (relid)`` leaves ``schemaname``/``relname`` ambiguous).
+
+What the page may show: statistics of this database only (a shared server's other databases stay out),
+statement texts as pg_stat_statements normalises them (constants become ``$1``). A text that still holds a
+quoted literal (utility statements such as ``SET`` or ``ALTER ROLE ... PASSWORD '...'`` are not always
+normalised) is replaced by a note, and texts of running queries (pg_stat_activity.query, never
+normalised) are not shown at all.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from web.accounts.auth import ROLE_MANAGER, CurrentUser
+from web.core import sql
+from web.core.errors import DomainError
+from web.core.i18n import N_
+
+STATEMENT_TEXT_LIMIT = 400
+SLOW_STATEMENT_COUNT = 10
+INDEX_ROW_LIMIT = 40
+
+PG_STAT_STATEMENTS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
+
+# Design 8.2 "slow query identification", with PostgreSQL 13+ column names; this database only.
+SLOWEST_STATEMENTS = f"""
+SELECT s.query, s.calls, s.total_exec_time, s.mean_exec_time, s.rows,
+       100.0 * s.shared_blks_hit / nullif(s.shared_blks_hit + s.shared_blks_read, 0) AS hit_ratio
+FROM pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY s.total_exec_time DESC
+LIMIT {SLOW_STATEMENT_COUNT}
+"""
+
+# Design 8.2 "index usage", joined on relid, with each index's size.
+INDEX_USAGE = f"""
+SELECT i.schemaname, i.relname, i.indexrelname, i.idx_scan, i.idx_tup_read, i.idx_tup_fetch,
+       pg_relation_size(i.indexrelid) AS index_bytes
+FROM pg_stat_user_indexes i
+JOIN pg_stat_user_tables t ON t.relid = i.relid
+ORDER BY i.idx_scan DESC, pg_relation_size(i.indexrelid) DESC, i.indexrelname
+LIMIT {INDEX_ROW_LIMIT}
+"""
+
+UNUSED_INDEXES = """
+SELECT count(*) AS unused, coalesce(sum(pg_relation_size(indexrelid)), 0) AS unused_bytes
+FROM pg_stat_user_indexes
+WHERE idx_scan = 0
+"""
+
+# Share of block reads served from shared buffers: the whole database, tables and indexes.
+CACHE_HIT_RATIO = """
+SELECT
+    (SELECT 100.0 * blks_hit / nullif(blks_hit + blks_read, 0)
+     FROM pg_stat_database WHERE datname = current_database()) AS database_ratio,
+    (SELECT 100.0 * sum(heap_blks_hit) / nullif(sum(heap_blks_hit) + sum(heap_blks_read), 0)
+     FROM pg_statio_user_tables) AS table_ratio,
+    (SELECT 100.0 * sum(idx_blks_hit) / nullif(sum(idx_blks_hit) + sum(idx_blks_read), 0)
+     FROM pg_statio_user_indexes) AS index_ratio
+"""
+
+# Dead rows waiting for VACUUM: a cheap bloat estimate (pgstattuple would scan the tables).
+DEAD_TUPLES = """
+SELECT schemaname, relname, n_live_tup, n_dead_tup,
+       round(100.0 * n_dead_tup / nullif(n_live_tup + n_dead_tup, 0), 1) AS dead_percent,
+       pg_total_relation_size(relid) AS total_bytes,
+       greatest(last_vacuum, last_autovacuum) AS last_vacuumed
+FROM pg_stat_user_tables
+ORDER BY n_dead_tup DESC, pg_total_relation_size(relid) DESC, relname
+LIMIT 20
+"""
+
+# Lock requests not granted yet, with who blocks them; no query texts (pg_stat_activity's are raw).
+LOCK_WAITS = """
+SELECT l.pid, l.locktype, l.mode, l.relation::regclass::text AS relation,
+       a.wait_event_type, a.wait_event, now() - a.query_start AS waiting_for,
+       pg_blocking_pids(l.pid) AS blocked_by
+FROM pg_locks l
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE NOT l.granted AND a.datname = current_database()
+ORDER BY a.query_start
+"""
+
+# Partitions of the design's partitioned tables (2.2) with their bounds and sizes.
+PARTITIONS = """
+SELECT parent.relname AS parent, child.relname AS partition,
+       pg_get_expr(child.relpartbound, child.oid) AS bounds,
+       pg_total_relation_size(child.oid) AS total_bytes,
+       greatest(child.reltuples, 0)::bigint AS estimated_rows
+FROM pg_inherits i
+JOIN pg_class parent ON parent.oid = i.inhparent
+JOIN pg_class child ON child.oid = i.inhrelid
+JOIN pg_namespace n ON n.oid = parent.relnamespace
+WHERE parent.relkind = 'p' AND n.nspname = current_schema() AND parent.relname IN ('slots', 'bookings')
+ORDER BY parent.relname, child.relname
+"""
+
+_QUOTED_LITERAL = re.compile(r"'")
+
+
+@dataclass
+class DatabaseHealth:
+    statements: list[dict] = field(default_factory=list)
+    # Why there are no statements to show (None when they are shown).
+    statements_note: str | None = None
+    indexes: list[dict] = field(default_factory=list)
+    unused_indexes: int = 0
+    unused_index_bytes: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+    dead_tuples: list[dict] = field(default_factory=list)
+    lock_waits: list[dict] = field(default_factory=list)
+    partitions: list[dict] = field(default_factory=list)
+
+
+def shown_statement(text: str | None) -> str | None:
+    """A statement text fit to show: None when it may hold literal values (see the module docstring)."""
+    if text is None or _QUOTED_LITERAL.search(text):
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= STATEMENT_TEXT_LIMIT else text[: STATEMENT_TEXT_LIMIT - 1] + "…"
+
+
+async def _slowest_statements(health: DatabaseHealth) -> None:
+    if not await sql.fetchval(PG_STAT_STATEMENTS_INSTALLED):
+        health.statements_note = N_(
+            "The pg_stat_statements extension is not installed in this database, so statement timings are "
+            "not available. A database administrator can add it (shared_preload_libraries and "
+            "CREATE EXTENSION pg_stat_statements)."
+        )
+        return
+    try:
+        rows = await sql.fetch(SLOWEST_STATEMENTS)
+    except (asyncpg.ObjectNotInPrerequisiteStateError, asyncpg.InsufficientPrivilegeError):
+        health.statements_note = N_(
+            "pg_stat_statements is installed but not loaded by the server (shared_preload_libraries), "
+            "so statement timings are not available."
+        )
+        return
+    health.statements = [{**dict(row), "query": shown_statement(row["query"])} for row in rows]
+    if not health.statements:
+        health.statements_note = N_("No statements recorded since the statistics were last reset.")
+
+
+async def database_health(manager: CurrentUser) -> DatabaseHealth:
+    """Every section of the database health page (managers only), read from the primary's statistics."""
+    if manager.role != ROLE_MANAGER:
+        raise DomainError(detail=N_("This page is not available for your account."), status=403)
+    health = DatabaseHealth()
+    await _slowest_statements(health)
+    health.indexes = [dict(row) for row in await sql.fetch(INDEX_USAGE)]
+    unused = await sql.fetchrow(UNUSED_INDEXES)
+    health.unused_indexes, health.unused_index_bytes = unused["unused"], unused["unused_bytes"]
+    health.cache = dict(await sql.fetchrow(CACHE_HIT_RATIO))
+    health.dead_tuples = [dict(row) for row in await sql.fetch(DEAD_TUPLES)]
+    health.lock_waits = [dict(row) for row in await sql.fetch(LOCK_WAITS)]
+    health.partitions = [dict(row) for row in await sql.fetch(PARTITIONS)]
+    return health
+
+
+def human_bytes(count: int | None) -> str:
+    """``8.0 kB``, ``1.2 MB``: sizes as pg_size_pretty would write them, to one decimal."""
+    if count is None:
+        return ""
+    value = float(count)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} bytes"
