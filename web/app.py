@@ -20,9 +20,12 @@ from web.accounts.api import AuthApiController, MeApiController, PetApiControlle
 from web.accounts.auth import authentication_middleware, role_name
 from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
 from web.accounts.validation import species_name
+from web.analytics.controllers import AnalyticsPagesController
 from web.analytics.services import refresh_booking_analytics
 from web.booking import services as booking_services
 from web.booking.api import BookingApiController, ReservationApiController
+from web.booking.booking_pages import BookingPagesController
+from web.booking.reservation_pages import ReservationPagesController
 from web.clinics.api import ClinicApiController
 from web.clinics.controllers import ClinicPagesController
 from web.core import i18n, rate_limit
@@ -32,12 +35,16 @@ from web.core.jobs import Job, Scheduler
 from web.core.language import LanguageController
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
+from web.desk.controllers import DeskPagesController
 from web.live.broker import close_broker
 from web.live.controllers import LiveController
 from web.payments.api import PaymentApiController
 from web.payments.controllers import SandboxPagesController
+from web.payments.pay_pages import PayPagesController
 from web.settings import PROJECT_ROOT, get_settings
+from web.slots.admin_pages import SlotAdminPagesController
 from web.slots.api import SlotApiController
+from web.slots.controllers import SlotFinderController
 
 PARTITION_JOB_LOCK = 0x7E7B00C1
 RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2
@@ -112,12 +119,19 @@ def create_app() -> Litestar:
             PetApiController,
             ClinicApiController,
             SlotApiController,
+            SlotAdminPagesController,
             ReservationApiController,
             BookingApiController,
             PaymentApiController,
             SandboxPagesController,
+            BookingPagesController,
+            PayPagesController,
             LanguageController,
             LiveController,
+            AnalyticsPagesController,
+            DeskPagesController,
+            SlotFinderController,
+            ReservationPagesController,
             create_static_files_router(
                 path="/static", directories=[PROJECT_ROOT / "static"], name="static", include_in_schema=False
             ),

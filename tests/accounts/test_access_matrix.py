@@ -34,6 +34,10 @@ def expect(default: int, **overrides: int) -> dict[str, int]:
 
 
 REDIRECT_TO_LOGIN = 303
+# The desk (staff only): owners are refused, signed-out visitors sent to log in.
+DESK_PAGE = expect(200, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
+DESK_FORM_422 = expect(422, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
+DESK_NOT_FOUND = expect(404, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
 VALID_PET = {"name": "Matrix Cat", "species": "cat"}
 
 # (method, route path as Litestar names it) -> (concrete path template, body kind, expectations)
@@ -116,10 +120,95 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     ("GET", "/live/clinics/{clinic_id:uuid}/days/{day:date}"): (
         "/live/clinics/{missing}/days/2030-01-02?topics=bookings", None, expect(403)),
     # --- owner pages: finding, holding and confirming a slot
+    # Anyone may browse the finder and its live slot list; only owners hold (a visitor is sent to log in).
+    ("GET", "/book"): ("/book", None, expect(200)),
+    ("GET", "/book/slots"): ("/book/slots", None, expect(200)),
+    ("POST", "/book/hold"): ("/book/hold", "form:empty", expect(403, anonymous=303, owner=422, other_owner=422)),
+    ("POST", "/book/pet"): ("/book/pet", "form:pet", expect(403, anonymous=REDIRECT_TO_LOGIN, owner=303, other_owner=303)),
+    ("GET", "/reservations/{reservation_id:uuid}"): (
+        "/reservations/{missing}", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=404, other_owner=404)),
+    ("POST", "/reservations/{reservation_id:uuid}/confirm"): (
+        "/reservations/{missing}/confirm", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=404, other_owner=404)),
+    ("POST", "/reservations/{reservation_id:uuid}/release"): (
+        "/reservations/{missing}/release", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=404, other_owner=404)),
     # --- owner pages: my bookings, paying, cancelling, rescheduling
+    # Staff get 403 from the owner-only guard; another owner's booking is 404. An empty form is refused with a
+    # message (422) and changes nothing.
+    ("GET", "/bookings"): ("/bookings", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=200)),
+    ("GET", "/bookings/{booking_id:uuid}"): (
+        "/bookings/{owner_booking}", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=404)),
+    ("GET", "/bookings/{booking_id:uuid}/pay"): (
+        "/bookings/{owner_booking}/pay", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=404)),
+    ("POST", "/bookings/{booking_id:uuid}/pay"): (
+        "/bookings/{owner_booking}/pay", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=422, other_owner=404)),
+    ("GET", "/bookings/{booking_id:uuid}/cancel"): (
+        "/bookings/{owner_booking}/cancel", None, expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=404)),
+    ("POST", "/bookings/{booking_id:uuid}/cancel"): (
+        "/bookings/{owner_booking}/cancel", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=422, other_owner=404)),
+    ("GET", "/bookings/{booking_id:uuid}/reschedule"): (
+        "/bookings/{owner_booking}/reschedule", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=200, other_owner=404)),
+    ("POST", "/bookings/{booking_id:uuid}/reschedule"): (
+        "/bookings/{owner_booking}/reschedule", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, owner=422, other_owner=404)),
     # --- desk: day view, check-in, walk-ins, desk payments
+    ("GET", "/desk"): ("/desk", None, DESK_PAGE),
+    ("GET", "/desk/grid"): ("/desk/grid", None, DESK_PAGE),
+    ("GET", "/desk/book"): ("/desk/book", None, DESK_PAGE),
+    ("POST", "/desk/book"): ("/desk/book", "form:empty", DESK_FORM_422),
+    # A code nobody has: staff are told so (404); another clinic's booking is not found either.
+    ("GET", "/desk/bookings"): ("/desk/bookings?code=ZZZZ-ZZZZ", None, DESK_NOT_FOUND),
+    ("GET", "/desk/bookings/{booking_id:uuid}"): ("/desk/bookings/{missing}", None, DESK_NOT_FOUND),
+    ("POST", "/desk/bookings/{booking_id:uuid}/check-in"): (
+        "/desk/bookings/{missing}/check-in", "form:empty", DESK_FORM_422),
+    ("POST", "/desk/bookings/{booking_id:uuid}/complete"): (
+        "/desk/bookings/{missing}/complete", "form:empty", DESK_FORM_422),
+    ("POST", "/desk/bookings/{booking_id:uuid}/no-show"): (
+        "/desk/bookings/{missing}/no-show", "form:empty", DESK_FORM_422),
+    ("POST", "/desk/bookings/{booking_id:uuid}/payment"): (
+        "/desk/bookings/{missing}/payment", "form:empty", DESK_NOT_FOUND),
     # --- desk: slot generation and blocking
+    # Staff of clinic A only; staff of clinic B get 404 (the clinic is not theirs), owners 403. An empty
+    # form is a 422 with the fields to fix.
+    ("GET", "/desk/slots"): (
+        "/desk/slots?clinic={clinic_a}", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=200, manager=200, other_receptionist=404,
+               other_manager=404)),
+    ("GET", "/desk/slots/generate"): (
+        "/desk/slots/generate?clinic={clinic_a}", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=200, manager=200, other_receptionist=404,
+               other_manager=404)),
+    ("POST", "/desk/slots/generate"): (
+        "/desk/slots/generate?clinic={clinic_a}", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
+               other_manager=404)),
+    ("POST", "/desk/slots/block"): (
+        "/desk/slots/block?clinic={clinic_a}", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
+               other_manager=404)),
+    ("POST", "/desk/slots/unblock"): (
+        "/desk/slots/unblock?clinic={clinic_a}", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
+               other_manager=404)),
+    ("POST", "/desk/slots/cancel-and-block"): (
+        "/desk/slots/cancel-and-block?clinic={clinic_a}", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
+               other_manager=404)),
     # --- manager: analytics and database health
+    ("GET", "/manage/analytics"): (
+        "/manage/analytics", None, expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=200)),
+    # Clinic A's figures: its manager only; another clinic's manager is told it does not exist.
+    ("GET", "/manage/analytics.csv"): (
+        "/manage/analytics.csv?clinic={clinic_a}", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=404)),
+    ("POST", "/manage/analytics/refresh"): (
+        "/manage/analytics/refresh", "form:empty", expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=303)),
+    ("GET", "/manage/database"): (
+        "/manage/database", None, expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=200)),
 }
 
 
@@ -164,7 +253,9 @@ async def world(app) -> dict:
     return {
         "people": people,
         "ids": {"clinic_a": clinic_a, "owner_pet": pet["pet_id"], "target_receptionist": target["user_id"],
-                "service_a": service[0]["service_id"], "missing": uuid.uuid4(), "owner_payment": payment},
+                "service_a": service[0]["service_id"], "missing": uuid.uuid4(), "owner_payment": payment,
+                "owner_booking": await sql.fetchval(
+                    "SELECT booking_id FROM payment_records WHERE payment_id = $1", payment)},
     }
 
 

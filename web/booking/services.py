@@ -23,9 +23,10 @@ from web.booking import statements as q
 from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
+from web.core.i18n import N_
 from web.settings import get_settings
 
-SLOT_JUST_TAKEN = "Sorry, this slot was just taken. Please choose another time."
+SLOT_JUST_TAKEN = N_("Sorry, this slot was just taken. Please choose another time.")
 
 
 class SlotUnavailable(Conflict):
@@ -42,6 +43,13 @@ STANDARD_POLICY = RefundPolicy("standard_cancellation", 90)
 CLINIC_POLICY = RefundPolicy("clinic_cancellation", 100)
 LATE_POLICY = RefundPolicy("late_cancellation", 0)
 
+# Why a hold can no longer be confirmed or released, by its status.
+HOLD_IS_OVER = {
+    "confirmed": N_("This hold is already confirmed."),
+    "cancelled": N_("This hold was already released."),
+    "expired": N_("This hold has expired and its place was released. Please pick the slot again."),
+}
+
 CANCELLATION_REASONS = ("customer_request", "schedule_conflict", "pet_unwell", "clinic_request", "other")
 
 
@@ -56,19 +64,20 @@ def _new_lock_token() -> str:
 async def _slot(slot_id: UUID) -> asyncpg.Record:
     slot = await sql.fetchrow(q.SLOT_BY_ID, slot_id)
     if slot is None:
-        raise NotFound("No such slot.")
+        raise NotFound(N_("No such slot."))
     return slot
 
 
 def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
     if slot["status"] in ("maintenance", "unavailable"):
-        return "This slot is not open for booking."
+        return N_("This slot is not open for booking.")
     if slot["start_time"] <= now:
-        return "This slot has already started."
+        return N_("This slot has already started.")
     if slot["start_time"] <= now + timedelta(minutes=slot["min_booking_notice_minutes"]):
         hours, minutes = divmod(slot["min_booking_notice_minutes"], 60)
         notice = f"{hours} h {minutes} min" if hours and minutes else (f"{hours} h" if hours else f"{minutes} min")
-        return f"This clinic takes bookings up to {notice} before the start. Please choose a later time."
+        return N_("This clinic takes bookings up to %(notice)s before the start. Please choose a later time.",
+                  notice=notice)
     return SLOT_JUST_TAKEN
 
 
@@ -76,7 +85,7 @@ async def _require_own_pet(owner: CurrentUser, pet_id: UUID) -> None:
     owns = await sql.fetchval("SELECT EXISTS (SELECT 1 FROM pets WHERE pet_id = $1 AND owner_id = $2)",
                               pet_id, owner.user_id)
     if not owns:
-        raise NotFound("No such pet.")
+        raise NotFound(N_("No such pet."))
 
 
 # ------------------------------------------------------------------ holds
@@ -88,18 +97,18 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
     written then."""
     settings = get_settings()
     if owner.role != ROLE_OWNER:
-        raise DomainError("Only pet owners hold slots for themselves.", status=403)
+        raise DomainError(N_("Only pet owners hold slots for themselves."), status=403)
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
-                         "You are holding slots too quickly. Wait a moment and try again.")
+                         N_("You are holding slots too quickly. Wait a moment and try again."))
     await _require_own_pet(owner, pet_id)
     slot = await _slot(slot_id)
     async with transaction_as(owner.user_id, reason="hold"):
         await sql.execute(q.LOCK_OWNER_HOLDS, str(owner.user_id))
         if await sql.fetchval(q.COUNT_PENDING_HOLDS, owner.user_id) >= settings.max_active_holds:
-            raise Conflict(f"You can hold at most {settings.max_active_holds} slots at once. "
-                           "Confirm or release one first.")
+            raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
+                              count=settings.max_active_holds))
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
-            raise Conflict("This pet already has a visit at an overlapping time.")
+            raise Conflict(N_("This pet already has a visit at an overlapping time."))
         taken = await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"])
         if taken is None:
             raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
@@ -120,8 +129,8 @@ async def release(owner: CurrentUser, reservation_id: UUID) -> None:
                 reservation_id, owner.user_id,
             )
             if status is None:
-                raise NotFound("No such hold.")
-            raise Conflict(f"This hold is already {status}.")
+                raise NotFound(N_("No such hold."))
+            raise Conflict(HOLD_IS_OVER.get(status, N_("This hold is no longer pending.")))
         await sql.execute(q.RETURN_PLACES, released["slot_id"], released["slot_date"], 1)
 
 
@@ -133,18 +142,19 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
     pending or the token does not match."""
     settings = get_settings()
     if notes is not None and len(notes) > 2000:
-        raise InvalidInput({"notes": "Use at most 2000 characters."})
+        raise InvalidInput({"notes": N_("Use at most 2000 characters.")})
     expired = False
     async with transaction_as(owner.user_id, reason="confirm"):
         reservation = await sql.fetchrow(q.RESERVATION_FOR_UPDATE, reservation_id, owner.user_id)
         if reservation is None:
-            raise NotFound("No such hold.")
+            raise NotFound(N_("No such hold."))
         if not secrets.compare_digest(reservation["lock_token"], lock_token or ""):
-            raise Conflict("This hold's token does not match.")
+            raise Conflict(N_("This hold's token does not match."))
         if reservation["status"] == "confirmed":
-            raise Conflict("This hold is already confirmed.")
+            raise Conflict(N_("This hold is already confirmed."))
         if reservation["status"] != "pending":
-            raise (Gone if reservation["status"] == "expired" else Conflict)(f"This hold is {reservation['status']}.")
+            raise (Gone if reservation["status"] == "expired" else Conflict)(
+                HOLD_IS_OVER.get(reservation["status"], N_("This hold is no longer pending.")))
         if reservation["is_expired"]:
             # Hand the place back now (the expiry job would do it a moment later) and say so after commit.
             await sql.execute(q.EXPIRE_ONE_RESERVATION, reservation_id)
@@ -166,7 +176,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
             await sql.execute(q.CONFIRM_RESERVATION, reservation_id)
             await sql.execute(q.MARK_FULL_SLOT_BOOKED, slot["slot_id"], slot["date"])
     if expired:
-        raise Gone("This hold has expired and its place was released. Please pick the slot again.")
+        raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
     return dict(booking)
 
 
@@ -177,19 +187,17 @@ async def _booking_for_update(actor: CurrentUser, booking_id: UUID) -> asyncpg.R
     """The booking, row-locked, if ``actor`` may act on it (its owner, or staff of its clinic)."""
     booking = await sql.fetchrow(q.BOOKING_FOR_UPDATE, booking_id)
     if booking is None:
-        raise NotFound("No such booking.")
+        raise NotFound(N_("No such booking."))
     allowed = booking["user_id"] == actor.user_id if actor.role == ROLE_OWNER else actor.works_at(booking["clinic_id"])
     if not allowed:
-        raise NotFound("No such booking.")
+        raise NotFound(N_("No such booking."))
     return booking
 
 
 def _require_version(booking: asyncpg.Record, version: int) -> None:
     if booking["version"] != version:
-        raise Conflict(
-            f"This booking changed meanwhile (it is now {booking['status'].replace('_', ' ')}, version "
-            f"{booking['version']}). Reload it and try again."
-        )
+        raise Conflict(N_("This booking changed meanwhile (it is now %(status)s). Reload it and try again.",
+                          status=state.status_words(booking["status"])))
 
 
 def refund_policy(booking: asyncpg.Record | dict, by_clinic: bool, now: datetime) -> RefundPolicy:
@@ -209,9 +217,9 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
     """Cancel a booking (optimistic lock on ``version``). A paid booking is refunded by policy and the
     refund recorded on its payment; the place returns to the slot (a blocked slot stays blocked)."""
     if reason not in CANCELLATION_REASONS:
-        raise InvalidInput({"reason": "Choose one of: " + ", ".join(CANCELLATION_REASONS) + "."})
+        raise InvalidInput({"reason": N_("Choose one of: ") + ", ".join(CANCELLATION_REASONS) + "."})
     if notes is not None and len(notes) > 2000:
-        raise InvalidInput({"notes": "Use at most 2000 characters."})
+        raise InvalidInput({"notes": N_("Use at most 2000 characters.")})
     by_clinic = actor.role != ROLE_OWNER
     async with transaction_as(actor.user_id, reason=reason) as transaction:
         booking = await _booking_for_update(actor, booking_id)
@@ -266,12 +274,12 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
         _require_version(booking, version)
         state.require_transition(booking["status"], state.RESCHEDULED)
         if new_slot["slot_id"] == booking["slot_id"]:
-            raise Conflict("The booking is already in this slot.")
+            raise Conflict(N_("The booking is already in this slot."))
         if new_slot["service_id"] != booking["service_id"]:
-            raise InvalidInput({"slot_id": "Choose a slot of the same service."})
+            raise InvalidInput({"slot_id": N_("Choose a slot of the same service.")})
         if await sql.fetchval(q.PET_IS_BUSY, booking["pet_id"], new_slot["start_time"], new_slot["end_time"],
                               booking_id):
-            raise Conflict("This pet already has a visit at an overlapping time.")
+            raise Conflict(N_("This pet already has a visit at an overlapping time."))
         # Two slot rows change: lock them in slot_id order, as every multi-slot statement does.
         moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
         for _slot_id, move in moves:
@@ -303,13 +311,13 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
 
 async def _staff_transition(actor: CurrentUser, booking_id: UUID, version: int, wanted: str, reason: str) -> dict:
     if actor.role == ROLE_OWNER:
-        raise NotFound("No such booking.")
+        raise NotFound(N_("No such booking."))
     async with transaction_as(actor.user_id, reason=reason):
         booking = await _booking_for_update(actor, booking_id)
         _require_version(booking, version)
         state.require_transition(booking["status"], wanted)
         if wanted == state.NO_SHOW and booking["start_time"] > _now():
-            raise Conflict("A visit can be marked as a no-show only after its start time.")
+            raise Conflict(N_("A visit can be marked as a no-show only after its start time."))
         updated = await sql.fetchrow(
             """
             UPDATE bookings SET status = $3::text, version = version + 1,
@@ -415,5 +423,188 @@ async def get_booking(actor: CurrentUser, booking_id: UUID) -> dict:
         f"{_BOOKING_READ} WHERE b.booking_id = ${len(args) + 1} AND {where}", *args, booking_id
     )
     if row is None:
-        raise NotFound("No such booking.")
+        raise NotFound(N_("No such booking."))
     return dict(row)
+
+
+# ------------------------------------------------------------------ owner pages (my bookings, cancel preview)
+
+# One row per booking with everything the owner's pages show: clinic, service, pet, visit time, the
+# replacement of a rescheduled booking, and the latest payment attempt along the booking's reschedule chain
+# (a payment started before a reschedule names the earlier booking).
+_OWNER_BOOKINGS = """
+SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.total_amount, b.discount_amount,
+       b.final_amount, b.refunded_amount, b.currency, b.version, b.payment_due_at, b.payment_id, b.notes,
+       b.created_at, b.cancelled_at, b.cancellation_reason, b.rescheduled_from_booking_id,
+       b.clinic_id, b.service_id, b.slot_id, s.date AS slot_day, s.start_time, s.end_time,
+       c.name AS clinic_name, c.address AS clinic_address, c.timezone, c.refund_deadline_hours,
+       sv.name AS service_name, sv.duration_minutes, p.name AS pet_name,
+       moved.booking_id AS rescheduled_to_booking_id,
+       attempt.payment_id AS last_payment_id, attempt.payment_provider AS last_payment_provider,
+       attempt.status AS last_payment_status, attempt.payment_url AS last_payment_url
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+JOIN clinics c ON c.clinic_id = b.clinic_id
+JOIN services sv ON sv.service_id = b.service_id
+JOIN pets p ON p.pet_id = b.pet_id
+LEFT JOIN LATERAL (
+    SELECT r.booking_id FROM bookings r
+    WHERE r.rescheduled_from_booking_id = b.booking_id AND r.rescheduled_from_created_at = b.created_at
+    LIMIT 1
+) moved ON b.status = 'rescheduled'
+LEFT JOIN LATERAL (
+    WITH RECURSIVE chain(booking_id, from_id, depth) AS (
+        SELECT b.booking_id, b.rescheduled_from_booking_id, 0
+        UNION ALL
+        SELECT e.booking_id, e.rescheduled_from_booking_id, chain.depth + 1
+        FROM chain JOIN bookings e ON e.booking_id = chain.from_id
+        WHERE chain.depth < 20
+    )
+    SELECT pr.payment_id, pr.payment_provider, pr.status, pr.payment_url
+    FROM payment_records pr
+    WHERE pr.booking_id IN (SELECT booking_id FROM chain)
+    ORDER BY pr.created_at DESC
+    LIMIT 1
+) attempt ON TRUE
+WHERE b.user_id = $1
+"""
+
+
+async def owner_bookings(owner: CurrentUser, limit: int = 200) -> list[dict]:
+    """The owner's bookings with clinic, service, pet and payment details, newest visit first (one query)."""
+    if owner.role != ROLE_OWNER:
+        return []
+    rows = await sql.fetch(f"{_OWNER_BOOKINGS} ORDER BY s.start_time DESC LIMIT {int(limit)}", owner.user_id)
+    return [dict(row) for row in rows]
+
+
+async def owner_booking(owner: CurrentUser, booking_id: UUID) -> dict:
+    """One of the owner's bookings with its details (404 for anyone else's or a missing one)."""
+    row = None
+    if owner.role == ROLE_OWNER:
+        row = await sql.fetchrow(f"{_OWNER_BOOKINGS} AND b.booking_id = $2", owner.user_id, booking_id)
+    if row is None:
+        raise NotFound(N_("No such booking."))
+    return dict(row)
+
+
+def cancellation_preview(actor: CurrentUser, booking: dict, now: datetime | None = None) -> dict:
+    """What cancelling ``booking`` now would do, by the same rules as ``cancel``: whether it may be
+    cancelled, the policy, and the refund (nothing when nothing was paid)."""
+    now = now or _now()
+    by_clinic = actor.role != ROLE_OWNER
+    paid = booking["payment_status"] == "paid" and booking["final_amount"] > 0
+    policy = refund_policy(booking, by_clinic, now) if paid else None
+    return {
+        "allowed": state.can_transition(booking["status"], state.CANCELLED),
+        "paid": paid,
+        "policy": policy,
+        "refund_amount": refund_amount(booking["final_amount"], policy) if policy else Decimal(0),
+        "refund_deadline": booking["start_time"] - timedelta(hours=booking["refund_deadline_hours"]),
+    }
+
+
+# ------------------------------------------------------------------ the clinic's desk (walk-ins, phone bookings)
+
+DESK_SOURCES = ("walk_in", "phone")
+
+# The desk's variant of statements.TAKE_PLACE: the same guarded decrement (open slot, a place left, not
+# started), without the clinic's minimum booking notice. The notice protects the clinic from online
+# bookings it cannot prepare for; a receptionist booking a walk-in for the next free slot is the clinic
+# itself, standing next to the pet.
+_TAKE_PLACE_AT_DESK = """
+UPDATE slots s
+SET remaining = s.remaining - 1, version = s.version + 1
+WHERE s.slot_id = $1 AND s.date = $2
+  AND s.status = 'available' AND s.remaining > 0 AND s.start_time > now()
+RETURNING s.slot_id, s.remaining
+"""
+
+
+def _why_desk_cannot_book(slot: asyncpg.Record, now: datetime) -> str:
+    if slot["status"] in ("maintenance", "unavailable"):
+        return N_("This slot is blocked. Please choose another time.")
+    if slot["start_time"] <= now:
+        return N_("This slot has already started. Please choose a later time.")
+    if slot["remaining"] <= 0:
+        return N_("This slot is full. Please choose another time.")
+    return SLOT_JUST_TAKEN
+
+
+async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_id: UUID, source: str,
+                         notes: str | None = None) -> dict:
+    """A receptionist (or manager) books ``slot_id`` for an owner's pet at the desk: a walk-in or a phone
+    booking (``booking_source``). The place is taken by a guarded UPDATE like a hold's; the booking waits
+    for payment until the visit starts (the desk takes the money, web/payments/services.start_desk_payment);
+    a free service is confirmed at once. One transaction, attributed to ``staff``.
+
+    404 for a slot of a clinic the staff member does not work at; 422 for a pet that is not the owner's or
+    an unknown source; 409 (SlotUnavailable) for a full, blocked or started slot, and for a pet that
+    already has a visit at that time. Nothing is written then. Joins the caller's transaction if any
+    (so that an owner created on the spot is rolled back with a refused booking)."""
+    if not staff.is_staff:
+        raise NotFound(N_("No such slot."))
+    if source not in DESK_SOURCES:
+        raise InvalidInput({"source": N_("Choose walk-in or phone.")})
+    if notes is not None and len(notes) > 2000:
+        raise InvalidInput({"notes": N_("Use at most 2000 characters.")})
+    slot = await _slot(slot_id)
+    if not staff.works_at(slot["clinic_id"]):
+        raise NotFound(N_("No such slot."))
+    async with transaction_as(staff.user_id, reason=source):
+        owns = await sql.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id "
+            "WHERE p.pet_id = $1 AND p.owner_id = $2 AND u.role = 'owner')",
+            pet_id, owner_id,
+        )
+        if not owns:
+            raise InvalidInput({"pet_id": N_("This pet does not belong to this owner.")})
+        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
+            raise Conflict(N_("This pet already has a visit at an overlapping time."))
+        if await sql.fetchrow(_TAKE_PLACE_AT_DESK, slot_id, slot["date"]) is None:
+            raise SlotUnavailable(_why_desk_cannot_book(slot, _now()))
+        price = Decimal(slot["price"] or 0)
+        free = price == 0
+        booking = await sql.fetchrow(
+            q.INSERT_BOOKING,
+            None, owner_id, pet_id, slot["clinic_id"], slot["service_id"], slot["slot_id"], slot["date"],
+            slot["staff_id"], state.CONFIRMED if free else state.PENDING_PAYMENT, "paid" if free else "pending",
+            price, Decimal(0), price, slot["currency"], (notes or "").strip() or None, source,
+            None if free else slot["start_time"], None, None, None,
+        )
+        await sql.execute(q.MARK_FULL_SLOT_BOOKED, slot["slot_id"], slot["date"])
+    return dict(booking)
+
+
+# ------------------------------------------------------------------ owner pages (a hold's confirm page)
+
+_OWNER_RESERVATION = """
+SELECT r.reservation_id, r.status, r.lock_token, r.created_at, r.expires_at, r.expires_at <= now() AS is_expired,
+       r.slot_id, r.slot_date, r.service_id, r.pet_id, s.clinic_id, s.start_time, s.end_time,
+       COALESCE(s.price, sv.price) AS price, sv.currency, sv.name AS service_name, sv.duration_minutes,
+       c.name AS clinic_name, c.address AS clinic_address, c.timezone, p.name AS pet_name, p.species AS pet_species,
+       b.booking_id
+FROM reservations r
+JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
+JOIN services sv ON sv.service_id = r.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
+JOIN pets p ON p.pet_id = r.pet_id
+LEFT JOIN LATERAL (
+    SELECT booking_id FROM bookings WHERE reservation_id = r.reservation_id LIMIT 1
+) b ON r.status = 'confirmed'
+WHERE r.reservation_id = $1 AND r.user_id = $2
+"""
+
+
+async def owner_reservation(owner: CurrentUser, reservation_id: UUID) -> dict:
+    """One of the owner's holds with its slot, clinic, service, pet and price (and its booking once
+    confirmed). 404 for anyone else's or a missing one. The price is what ``confirm`` would charge."""
+    row = None
+    if owner.role == ROLE_OWNER:
+        row = await sql.fetchrow(_OWNER_RESERVATION, reservation_id, owner.user_id)
+    if row is None:
+        raise NotFound(N_("No such hold."))
+    reservation = dict(row)
+    price = Decimal(reservation["price"] or 0)
+    reservation.update(total_amount=price, discount_amount=Decimal(0), final_amount=price)
+    return reservation

@@ -20,7 +20,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import structlog
@@ -31,6 +31,7 @@ from web.booking import statements as booking_sql
 from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from web.core.i18n import N_
 from web.payments import providers
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
 
@@ -155,15 +156,25 @@ def _replay(existing: asyncpg.Record, actor: CurrentUser, booking_id: UUID, prov
     booking and provider; a key reused for anything else is a conflict (and reveals nothing about it)."""
     if existing["user_id"] != actor.user_id or existing["booking_id"] != booking_id \
             or existing["payment_provider"] != provider:
-        raise Conflict("This idempotency key was already used for another payment. Use a new key.")
+        raise Conflict(N_("This idempotency key was already used for another payment. Use a new key."))
     return _public(existing)
+
+
+# Why a payment cannot be marked paid, by its status.
+PAYMENT_IS_SETTLED = {
+    "completed": N_("This payment is already completed."),
+    "failed": N_("This payment failed."),
+    "refunded": N_("This payment was refunded."),
+    "partially_refunded": N_("This payment was refunded."),
+    "expired": N_("This payment expired."),
+}
 
 
 def _why_not_payable(booking: asyncpg.Record) -> str:
     if booking["payment_status"] == "paid" or booking["status"] in (state.CONFIRMED, state.IN_PROGRESS,
                                                                      state.COMPLETED):
-        return "This booking is already paid."
-    return f"A booking that is {booking['status'].replace('_', ' ')} cannot be paid."
+        return N_("This booking is already paid.")
+    return N_("A booking that is %(status)s cannot be paid.", status=state.status_words(booking["status"]))
 
 
 async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: str,
@@ -179,11 +190,11 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
     (502); the owner then tries again with a new key. Choosing the clinic's desk moves the booking's payment
     deadline to the visit's start, because the money is taken there."""
     if actor.role != ROLE_OWNER:
-        raise NotFound("No such booking.")
+        raise NotFound(N_("No such booking."))
     try:
         provider = providers.get_provider(provider_name)
     except NotFound:
-        raise InvalidInput({"provider": "Choose one of: " + ", ".join(providers.enabled_providers()) + "."},
+        raise InvalidInput({"provider": N_("Choose one of: ") + ", ".join(providers.enabled_providers()) + "."},
                            detail="This payment method is not available.") from None
     existing = await sql.fetchrow(_PAYMENT_BY_KEY, idempotency_key)
     if existing is not None:
@@ -192,12 +203,12 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
     async with transaction_as(actor.user_id, reason="payment_started"):
         booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
         if booking is None or booking["user_id"] != actor.user_id:
-            raise NotFound("No such booking.")
+            raise NotFound(N_("No such booking."))
         if booking["status"] != state.PENDING_PAYMENT:
             raise Conflict(_why_not_payable(booking))
         due = booking["payment_due_at"]
         if due is not None and due <= _now():
-            raise Conflict("The time to pay for this booking is over; its place is being released.")
+            raise Conflict(N_("The time to pay for this booking is over; its place is being released."))
         if provider.paid_at_visit:
             due = booking["start_time"]
             await sql.execute("UPDATE bookings SET payment_due_at = $3 WHERE booking_id = $1 AND created_at = $2",
@@ -256,21 +267,21 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
     try:
         provider = providers.get_provider(provider_name)
     except NotFound:
-        raise NotFound("No such payment provider.") from None
+        raise NotFound(N_("No such payment provider.")) from None
     if not provider.sends_notifications:
-        raise NotFound("This provider sends no notifications.")
+        raise NotFound(N_("This provider sends no notifications."))
     if not provider.verify(payload):
-        raise DomainError("The notification's signature is not valid.", status=403)
+        raise DomainError(N_("The notification's signature is not valid."), status=403)
     try:
         payment_id = UUID(payload["order_id"])
     except ValueError:
-        raise NotFound("No such payment.") from None
+        raise NotFound(N_("No such payment.")) from None
     payment = await sql.fetchrow(
         "SELECT payment_id, amount, status FROM payment_records WHERE payment_id = $1 AND payment_provider = $2",
         payment_id, provider.name,
     )
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(N_("No such payment."))
     outcome = provider.outcome(payload)
     details = _gateway_details(payload)
     changed = False
@@ -278,11 +289,11 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
         try:
             paid = Decimal(payload["gross_amount"])
         except InvalidOperation:
-            raise InvalidInput({"gross_amount": "Not an amount."}) from None
+            raise InvalidInput({"gross_amount": N_("Not an amount.")}) from None
         if paid != payment["amount"]:
             log.error("payment notification amount mismatch", payment_id=str(payment_id), expected=str(payment["amount"]),
                       notified=str(paid))
-            raise Conflict("The notified amount does not match the payment.")
+            raise Conflict(N_("The notified amount does not match the payment."))
         changed = await _complete(payment_id, None, details, _reported_method(provider.name, payload))
     elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
         changed = await sql.fetchrow(_FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
@@ -334,7 +345,8 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
             await sql.fetchrow(_CONFIRM_PAID_BOOKING, booking["booking_id"], booking["created_at"], payment_id)
             return True
         if at_desk:
-            raise Conflict(f"This booking is {booking['status'].replace('_', ' ')}: do not take the payment.")
+            raise Conflict(N_("This booking is %(status)s: do not take the payment.",
+                              status=state.status_words(booking["status"])))
         if booking["status"] == state.CANCELLED and booking["payment_id"] is None:
             refund = {"gateway": details, "refund_reason": "paid_after_cancellation",
                       "cancellation_reason": booking["cancellation_reason"], "refund_percentage": 100,
@@ -363,12 +375,12 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
     desk payment, or whose booking can no longer be confirmed. Marking it paid twice changes nothing."""
     payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
     if payment is None or not actor.is_staff or not actor.works_at(payment["clinic_id"]):
-        raise NotFound("No such payment.")
+        raise NotFound(N_("No such payment."))
     if payment["payment_provider"] != providers.CLINIC:
-        raise Conflict("Only payments at the clinic's desk are marked paid by hand.")
+        raise Conflict(N_("Only payments at the clinic's desk are marked paid by hand."))
     if payment["status"] not in SETTLED:
         if payment["status"] != "pending":
-            raise Conflict(f"This payment is {payment['status']}.")
+            raise Conflict(PAYMENT_IS_SETTLED.get(payment["status"], N_("This payment is no longer pending.")))
         await _complete(payment_id, actor.user_id, {"received_by": str(actor.user_id)}, None, at_desk=True)
     return _public(await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id))
 
@@ -380,5 +392,35 @@ async def payment_for_owner(actor: CurrentUser, payment_id: UUID) -> dict:
     """A payment with its booking, clinic and visit time, if ``actor`` owns the booking (404 otherwise)."""
     payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
     if payment is None or actor.role != ROLE_OWNER or payment["user_id"] != actor.user_id:
-        raise NotFound("No such payment.")
+        raise NotFound(N_("No such payment."))
     return dict(payment)
+
+
+async def start_desk_payment(actor: CurrentUser, booking_id: UUID) -> dict:
+    """Staff of the booking's clinic are about to take the money at the desk: the booking's pending
+    ``clinic`` payment (the owner may have chosen "pay at the clinic" already), or a new one for its final
+    amount. Then ``mark_paid`` records the money. 404 for anyone but the clinic's staff; 409 when the
+    booking does not wait for payment. Asking twice answers the same pending payment."""
+    if not actor.is_staff:
+        raise NotFound(N_("No such booking."))
+    provider = providers.ClinicProvider()
+    async with transaction_as(actor.user_id, reason="payment_started"):
+        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
+        if booking is None or not actor.works_at(booking["clinic_id"]):
+            raise NotFound(N_("No such booking."))
+        if booking["status"] != state.PENDING_PAYMENT:
+            raise Conflict(_why_not_payable(booking))
+        pending = await sql.fetchrow(
+            f"SELECT {_PAYMENT_COLUMNS} FROM payment_records p "
+            "WHERE p.booking_id = $1 AND p.payment_provider = $2 AND p.status = 'pending' "
+            "ORDER BY p.created_at DESC LIMIT 1",
+            booking_id, provider.name,
+        )
+        if pending is not None:
+            return _public(pending)
+        # The desk's own key: one attempt per click, never shared with an owner's keys.
+        payment = await sql.fetchrow(
+            _INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
+            provider.payment_method, provider.name, booking["start_time"], f"desk-{uuid4()}",
+        )
+    return _public(payment)
