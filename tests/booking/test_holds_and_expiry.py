@@ -64,13 +64,13 @@ async def test_releasing_a_hold_twice_returns_its_place_once(booking_db, conn, c
     second = await client.delete(f"/api/v1/reservations/{held['reservation_id']}", headers=person.headers)
 
     assert first.status_code == 204
-    assert second.status_code == 409 and second.json()["detail"] == "This hold is already cancelled."
+    assert second.status_code == 409 and second.json()["detail"] == "This hold was already released."
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 2
     status = await conn.fetchval("SELECT status FROM reservations WHERE reservation_id = $1", held["reservation_id"])
     assert status == "cancelled"
     # A released hold cannot be confirmed any more.
     late = await confirm_over_api(client, person, held)
-    assert late.status_code == 409 and late.json()["detail"] == "This hold is cancelled."
+    assert late.status_code == 409 and late.json()["detail"] == "This hold was already released."
     assert await bookings_of(conn, held["reservation_id"]) == 0
 
 
@@ -171,7 +171,8 @@ async def test_confirming_an_expired_hold_answers_410_and_returns_its_place_once
     # The job finds nothing left to return, and a second confirmation is still 410.
     assert await services.expire_holds() == 0
     again = await confirm_over_api(client, person, held)
-    assert again.status_code == 410 and again.json()["detail"] == "This hold is expired."
+    assert again.status_code == 410 and again.json()["detail"] == (
+        "This hold has expired and its place was released. Please pick the slot again.")
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
     assert await services.slot_invariant_violations() == []
 

@@ -179,7 +179,7 @@ async def test_a_stale_version_is_refused_naming_the_current_status_and_changes_
 
     assert stale.status_code == 409, stale.text
     assert stale.json()["detail"] == (
-        "This booking changed meanwhile (it is now confirmed, version 2). Reload it and try again."
+        "This booking changed meanwhile (it is now confirmed). Reload it and try again."
     )
     assert await snapshot(conn) == before
     # The same request with the current version goes through: only the version stood in the way.

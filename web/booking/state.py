@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from web.core.errors import Conflict
+from web.core.i18n import N_
 
 PENDING_PAYMENT = "pending_payment"
 CONFIRMED = "confirmed"
@@ -32,18 +33,37 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 # Statuses whose booking no longer holds a place in its slot.
 RELEASED_PLACE = frozenset({CANCELLED, RESCHEDULED})
 
-# How each target status reads after "cannot be ...".
-_PARTICIPLES = {
-    CONFIRMED: "confirmed", IN_PROGRESS: "checked in", COMPLETED: "completed", CANCELLED: "cancelled",
-    RESCHEDULED: "rescheduled", NO_SHOW: "marked as a no-show",
+# How a status reads inside a sentence ("A booking that is %(status)s ..."); translated where it is shown.
+STATUS_WORDS = {
+    PENDING_PAYMENT: N_("waiting for payment"), CONFIRMED: N_("confirmed"), IN_PROGRESS: N_("checked in"),
+    COMPLETED: N_("completed"), CANCELLED: N_("cancelled"), RESCHEDULED: N_("rescheduled"),
+    NO_SHOW: N_("a no-show"),
 }
+
+# One whole sentence per refused change: sentences pieced together from parts do not translate.
+_REFUSALS = {
+    CONFIRMED: "A booking that is %(status)s cannot be confirmed.",
+    IN_PROGRESS: "A booking that is %(status)s cannot be checked in.",
+    COMPLETED: "A booking that is %(status)s cannot be completed.",
+    CANCELLED: "A booking that is %(status)s cannot be cancelled.",
+    RESCHEDULED: "A booking that is %(status)s cannot be rescheduled.",
+    NO_SHOW: "A booking that is %(status)s cannot be marked as a no-show.",
+}
+# Listed for the catalogs (the extractor reads N_ calls, not a dict of plain strings).
+_ = (N_("A booking that is %(status)s cannot be confirmed."), N_("A booking that is %(status)s cannot be checked in."),
+     N_("A booking that is %(status)s cannot be completed."), N_("A booking that is %(status)s cannot be cancelled."),
+     N_("A booking that is %(status)s cannot be rescheduled."),
+     N_("A booking that is %(status)s cannot be marked as a no-show."))
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status.replace("_", " "))
 
 
 class IllegalTransition(Conflict):
     def __init__(self, current: str, wanted: str) -> None:
-        super().__init__(
-            f"A booking that is {current.replace('_', ' ')} cannot be {_PARTICIPLES.get(wanted, wanted)}."
-        )
+        refusal = _REFUSALS.get(wanted, "A booking that is %(status)s cannot be changed.")
+        super().__init__(N_(refusal, status=status_words(current)))
         self.current = current
         self.wanted = wanted
 

@@ -137,7 +137,12 @@ def translate(text: object, locale: str) -> str:
     catalog = translations(locale)
     if isinstance(text, Message):
         translated = catalog.gettext(text.msgid)
-        return translated % text.params if text.params else translated
+        if not text.params:
+            return translated
+        # A parameter can be a message too (a status inside a sentence): it is shown in the same language.
+        params = {name: translate(value, locale) if isinstance(value, Message) else value
+                  for name, value in text.params.items()}
+        return translated % params
     if not isinstance(text, str):
         text = str(text)
     return catalog.gettext(text) if text else text

@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 
 from web.accounts.auth import signed_in
 from web.core.errors import DomainError, InvalidInput, NotFound
+from web.core.i18n import N_
 from web.payments import providers, services
 
 log = structlog.get_logger(__name__)
@@ -43,7 +44,7 @@ class SandboxPagesController(Controller):
     async def _sandbox_payment(self, request: Request, payment_id: UUID) -> dict:
         payment = await services.payment_for_owner(request.user, payment_id)
         if payment["payment_provider"] != providers.SANDBOX or providers.SANDBOX not in providers.enabled_providers():
-            raise NotFound("No such payment.")
+            raise NotFound(N_("No such payment."))
         return payment
 
     @get("/{payment_id:uuid}", name="sandbox_pay")
@@ -58,7 +59,7 @@ class SandboxPagesController(Controller):
         payment = await self._sandbox_payment(request, payment_id)
         decision = data.get("decision")
         if decision not in ("pay", "decline"):
-            raise InvalidInput({"decision": "Choose Pay or Decline."})
+            raise InvalidInput({"decision": N_("Choose Pay or Decline.")})
         if payment["status"] == "pending":
             notification = providers.SandboxProvider().notification(
                 payment["payment_id"], payment["amount"], payment["currency"], approve=decision == "pay"
@@ -69,9 +70,9 @@ class SandboxPagesController(Controller):
                     answer = await client.post(NOTIFICATION_PATH, json=notification)
             except httpx.HTTPError as exc:
                 log.error("sandbox notification not delivered", payment_id=str(payment_id), error=str(exc))
-                raise DomainError("The sandbox gateway could not reach the app. Please try again.", status=502) from exc
+                raise DomainError(N_("The sandbox gateway could not reach the app. Please try again."), status=502) from exc
             if answer.status_code != 200:
                 log.error("sandbox notification refused", payment_id=str(payment_id), status=answer.status_code,
                           body=answer.text[:500])
-                raise DomainError("The sandbox gateway's notification was refused.", status=502)
+                raise DomainError(N_("The sandbox gateway's notification was refused."), status=502)
         return Redirect(path=f"/sandbox/pay/{payment_id}", status_code=303)

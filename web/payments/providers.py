@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from web.core.errors import DomainError, NotFound
+from web.core.i18n import N_
 from web.settings import get_settings
 
 CLINIC = "clinic"
@@ -256,7 +257,7 @@ class MidtransProvider(PaymentProvider):
         import midtransclient
 
         if request.currency != "IDR":
-            raise DomainError("Midtrans takes payments in rupiah only.", status=422)
+            raise DomainError(N_("Midtrans takes payments in rupiah only."), status=422)
         parameters = self.parameters(request, datetime.now(_JAKARTA))
         snap = self.snap()
         try:
@@ -291,5 +292,5 @@ def enabled_providers() -> list[str]:
 def get_provider(name: str) -> PaymentProvider:
     """The provider called ``name`` if it is enabled (404 otherwise: a disabled gateway does not exist)."""
     if name not in enabled_providers():
-        raise NotFound("No such payment provider.")
+        raise NotFound(N_("No such payment provider."))
     return _PROVIDERS[name]()
