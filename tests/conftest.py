@@ -9,8 +9,10 @@ afterwards. The server lives in a temporary folder and is stopped at the end, al
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -35,6 +37,26 @@ os.environ.setdefault("VETBOOK_SECRET_KEY", "test-secret-key-not-for-production"
 # (tests/accounts/test_rate_limits.py), and must not answer 429 to unrelated tests here.
 os.environ.setdefault("VETBOOK_LOGIN_IP_RATE_LIMIT", "100000/300")
 APP_DATABASE = "vetbook_app"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest's default temporary folders are shared by every pytest run of the user, and a new run deletes
+    # all but the three newest: a second run on the machine would delete this run's PostgreSQL data folder
+    # under the running server. A folder of this run's own, removed at the end unless a test failed.
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = tempfile.mkdtemp(prefix="vetbook-pytest-")
+        config._vetbook_own_basetemp = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = getattr(config, "_vetbook_own_basetemp", None)
+    failed = getattr(config, "_vetbook_failed", False)
+    if own and not failed:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._vetbook_failed = exitstatus != 0
 
 
 def run_cli(*args: str, database_url: str, check: bool = True, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:

@@ -42,6 +42,12 @@ ALLOWED = {
 }
 
 # API operation -> (who performs it, path suffix, status it leads to, participle in the refusal).
+# How each status reads inside the refusal (web/booking/state.py STATUS_WORDS).
+STATUS_IN_A_SENTENCE = {
+    "pending_payment": "waiting for payment", "confirmed": "confirmed", "in_progress": "checked in",
+    "completed": "completed", "cancelled": "cancelled", "rescheduled": "rescheduled", "no_show": "a no-show",
+}
+
 OPERATIONS = {
     "cancel": ("owner", "cancel", "cancelled", "cancelled"),
     "reschedule": ("owner", "reschedule", "rescheduled", "rescheduled"),
@@ -140,7 +146,7 @@ async def test_every_operation_on_a_booking_in_this_status_is_refused_or_perform
         else:
             assert response.status_code == 409, (status, operation, response.text)
             assert response.json()["detail"] == (
-                f"A booking that is {status.replace('_', ' ')} cannot be {participle}."
+                f"A booking that is {STATUS_IN_A_SENTENCE[status]} cannot be {participle}."
             )
             assert await snapshot(conn) == before, (status, operation)
         assert await services.slot_invariant_violations() == []

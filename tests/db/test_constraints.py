@@ -404,6 +404,9 @@ BOOKING_CASES = [
     case("bookings", "bookings_payment_status_check", CheckViolationError,
          {"status": "in_progress", "payment_status": "waived"}),
     case("bookings", "bookings_booking_source_check", CheckViolationError, {"booking_source": "kiosk"}),
+    # Codes are read aloud and typed: no 0/O, 1/I, no lowercase, exactly 8 characters.
+    case("bookings", "bookings_booking_code_check", CheckViolationError, {"booking_code": "K7M2-9QX"}),
+    case("bookings", "bookings_booking_code_check", CheckViolationError, {"booking_code": "O0I1ABCD"}),
     case("bookings", "bookings_currency_check", CheckViolationError, {"currency": "Rp"}),
     case("bookings", "bookings_version_check", CheckViolationError, {"version": 0}),
     # Money.

@@ -11,7 +11,7 @@ from datetime import date
 from uuid import UUID
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from web.accounts.auth import CurrentUser
@@ -66,7 +66,7 @@ class LiveController(Controller):
 
     @get("/clinics/{clinic_id:uuid}/days/{day:date}", name="live:clinic_day")
     async def clinic_day(
-        self, request: Request, clinic_id: FromPath[UUID], day: FromPath[date], topics: str = "slots"
+        self, request: Request, clinic_id: FromPath[UUID], day: FromPath[date], topics: FromQuery[str] = "slots"
     ) -> ServerSentEvent:
         """Server-sent events for one clinic day: ``slots-changed`` and (staff only) ``bookings-changed``."""
         wanted = _requested_topics(topics, request.scope.get("user"), clinic_id)

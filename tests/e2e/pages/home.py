@@ -38,7 +38,7 @@ class HomePage:
         self.page = page
         self.clinic_list = page.get_by_test_id("clinic-list")
         self.clinic_cards = page.get_by_test_id("clinic-card")
-        self.htmx_script = page.locator('script[src*="htmx"]')
+        self.htmx_script = page.locator('script[src$="/htmx.min.js"]')
 
     async def reset(self) -> None:
         await self.page.goto(self.url)
