@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from web.core import formatting
+from web.core import formatting, i18n
 from web.core.i18n import negotiate_locale, parse_accept_language, safe_local_path
 
 
@@ -114,3 +114,15 @@ def test_dates_and_times_without_a_zone_are_shown_as_they_are() -> None:
 def test_money_and_durations_per_locale(locale, rupiah, minutes) -> None:
     assert formatting.money(Decimal("150000.00"), "IDR", locale=locale) == rupiah
     assert formatting.minutes(30, locale) == minutes
+
+
+def test_an_engine_refusal_reads_whole_in_each_language_with_the_status_inside_translated_too() -> None:
+    from web.booking.state import IllegalTransition
+
+    refusal = IllegalTransition("no_show", "cancelled").detail
+    assert refusal == "A booking that is a no-show cannot be cancelled."
+    for locale in ("id", "ja"):
+        translated = i18n.translate(refusal, locale)
+        # Neither the sentence nor the status inside it is left in English.
+        assert "cannot" not in translated and "no-show" not in translated, (locale, translated)
+        assert i18n.translate(i18n.N_("a no-show"), locale) in translated, (locale, translated)
