@@ -75,7 +75,10 @@ def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
         return N_("This slot has already started.")
     if slot["start_time"] <= now + timedelta(minutes=slot["min_booking_notice_minutes"]):
         hours, minutes = divmod(slot["min_booking_notice_minutes"], 60)
-        notice = f"{hours} h {minutes} min" if hours and minutes else (f"{hours} h" if hours else f"{minutes} min")
+        if hours and minutes:
+            notice = N_("%(hours)d h %(minutes)d min", hours=hours, minutes=minutes)
+        else:
+            notice = N_("%(hours)d h", hours=hours) if hours else N_("%(minutes)d min", minutes=minutes)
         return N_("This clinic takes bookings up to %(notice)s before the start. Please choose a later time.",
                   notice=notice)
     return SLOT_JUST_TAKEN
