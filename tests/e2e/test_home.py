@@ -115,7 +115,7 @@ async def test_htmx_is_served_by_us_and_no_request_leaves_the_machine(
     page: Page, live_server: LiveServer, live_db: asyncpg.Connection, request_log: RequestLog
 ):
     home = HomePage(page)
-    async with page.expect_response(lambda response: "htmx" in response.url) as htmx_response_info:
+    async with page.expect_response(lambda response: response.url.endswith("/htmx.min.js")) as htmx_response_info:
         await home.reset()
     htmx_response = await htmx_response_info.value
 
