@@ -22,7 +22,7 @@ from web.booking import services, state
 from web.booking.codes import display_booking_code
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.i18n import N_
-from web.slots.services import search_slots
+from web.slots.services import bookable_slots
 
 FormData = URLEncodedBody[dict[str, Any]]
 
@@ -152,7 +152,7 @@ class BookingPagesController(Controller):
                 day_error, status = N_("Choose a day as YYYY-MM-DD."), 422
         slots = []
         if day_error is None and state.can_transition(booking["status"], state.RESCHEDULED):
-            slots = [slot for slot in await search_slots(booking["clinic_id"], booking["service_id"], day)
+            slots = [slot for slot in await bookable_slots(booking["clinic_id"], booking["service_id"], day)
                      if slot["slot_id"] != booking["slot_id"]]
         return Template("bookings/reschedule.html", status_code=status, context={
             **_page_context(booking), "day": day, "slots": slots, "day_error": day_error,

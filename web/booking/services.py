@@ -112,7 +112,7 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
                               count=settings.max_active_holds))
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
-        taken = await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"])
+        taken = await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"], q.WITH_NOTICE)
         if taken is None:
             raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
         reservation = await sql.fetchrow(
@@ -287,7 +287,7 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
         moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
         for _slot_id, move in moves:
             if move == "take":
-                if await sql.fetchrow(q.TAKE_PLACE, new_slot["slot_id"], new_slot["date"]) is None:
+                if await sql.fetchrow(q.TAKE_PLACE, new_slot["slot_id"], new_slot["date"], q.WITH_NOTICE) is None:
                     raise SlotUnavailable(_why_slot_cannot_be_held(new_slot, _now()))
             else:
                 await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
@@ -511,19 +511,6 @@ def cancellation_preview(actor: CurrentUser, booking: dict, now: datetime | None
 
 DESK_SOURCES = ("walk_in", "phone")
 
-# The desk's variant of statements.TAKE_PLACE: the same guarded decrement (open slot, a place left, not
-# started), without the clinic's minimum booking notice. The notice protects the clinic from online
-# bookings it cannot prepare for; a receptionist booking a walk-in for the next free slot is the clinic
-# itself, standing next to the pet.
-_TAKE_PLACE_AT_DESK = """
-UPDATE slots s
-SET remaining = s.remaining - 1, version = s.version + 1
-WHERE s.slot_id = $1 AND s.date = $2
-  AND s.status = 'available' AND s.remaining > 0 AND s.start_time > now()
-RETURNING s.slot_id, s.remaining
-"""
-
-
 def _why_desk_cannot_book(slot: asyncpg.Record, now: datetime) -> str:
     if slot["status"] in ("maintenance", "unavailable"):
         return N_("This slot is blocked. Please choose another time.")
@@ -564,7 +551,7 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
             raise InvalidInput({"pet_id": N_("This pet does not belong to this owner.")})
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
-        if await sql.fetchrow(_TAKE_PLACE_AT_DESK, slot_id, slot["date"]) is None:
+        if await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"], q.WITHOUT_NOTICE) is None:
             raise SlotUnavailable(_why_desk_cannot_book(slot, _now()))
         price = Decimal(slot["price"] or 0)
         free = price == 0

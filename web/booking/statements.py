@@ -23,9 +23,15 @@ SET remaining = s.remaining - 1, version = s.version + 1
 FROM clinics c
 WHERE s.slot_id = $1 AND s.date = $2 AND c.clinic_id = s.clinic_id
   AND s.status = 'available' AND s.remaining > 0
-  AND s.start_time > now() + make_interval(mins => c.min_booking_notice_minutes)
+  AND s.start_time > now() + CASE WHEN $3::boolean THEN make_interval(mins => c.min_booking_notice_minutes)
+                                  ELSE interval '0' END
 RETURNING s.slot_id, s.remaining
 """
+# TAKE_PLACE's third parameter: owners book with the clinic's minimum notice; the desk books without it
+# (the notice protects the clinic from online bookings it cannot prepare for; a receptionist booking a
+# walk-in for the next free slot is the clinic itself, standing next to the pet).
+WITH_NOTICE = True
+WITHOUT_NOTICE = False
 
 # Give one place back. A slot staff blocked ('maintenance', 'unavailable') stays blocked; only a slot
 # that was full ('booked') becomes available again.
