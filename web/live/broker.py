@@ -26,6 +26,7 @@ import structlog
 CHANNEL = "vetbook_live"
 TOPICS = ("slots", "bookings")
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1, 2, 5)
+PING_TIMEOUT_SECONDS = 5
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +57,8 @@ class Subscription:
 
 
 class LiveBroker:
-    """Listens on CHANNEL while anyone is subscribed; started on the first subscription."""
+    """Listens on CHANNEL from the first subscription until the process ends (one connection: keeping it
+    open costs less than reopening it for every page that connects)."""
 
     def __init__(self, dsn_provider) -> None:
         self._dsn_provider = dsn_provider
@@ -130,7 +132,9 @@ class LiveBroker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), 15)
                     if not lost.is_set():
-                        await connection.execute("SELECT 1")
+                        # A peer that vanished without closing would leave this query waiting for TCP's
+                        # retransmission timeout (minutes): give up sooner and reconnect.
+                        await connection.execute("SELECT 1", timeout=PING_TIMEOUT_SECONDS)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # any connection failure: retry with backoff
