@@ -6,17 +6,22 @@ on a desktop screen and on a phone (the 360 px layout has its own contrast and t
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 
 import asyncpg
 import pytest
 from playwright.async_api import Page
 
-from tests.e2e.conftest import E2E_DIR, PHONE_VIEWPORT, NewContext
+from tests.db.factories import make_user
+from tests.e2e.conftest import E2E_DIR, PHONE_VIEWPORT, LiveServer, NewContext
 from tests.e2e.owner_scenes import finder_url, own_clinic, sign_up_with_pet
 
 AXE_SCRIPT = E2E_DIR / "vendor" / "axe.min.js"
 BLOCKING_IMPACTS = ("serious", "critical")
+DESK_VIEWPORT = {"width": 1366, "height": 768}
+SESSION_COOKIE = "vb_session"
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 _RUN_AXE = """
@@ -78,4 +83,40 @@ async def test_owner_pages_have_no_serious_accessibility_violations(
         await check(name)
 
     assert len(found) == 11
+    assert {name: violations for name, violations in found.items() if violations} == {}
+
+
+async def _staff_session(db: asyncpg.Connection, role: str, clinic_id) -> str:
+    """A receptionist or manager of the demo data's first clinic with a web session (no login form)."""
+    user = await make_user(db, role=role, clinic={"clinic_id": clinic_id}, name=f"Axe {role}")
+    token = secrets.token_urlsafe(32)
+    await db.execute(
+        "INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) "
+        "VALUES ($1, $2, 'web', now() + interval '1 day')",
+        hashlib.sha256(token.encode()).digest(), user["user_id"])
+    return token
+
+
+async def test_desk_and_manager_pages_have_no_serious_accessibility_violations(
+        new_context: NewContext, live_server: LiveServer, live_db: asyncpg.Connection) -> None:
+    """The receptionist's and the manager's pages too, at the desk's 1366x768, on the demo clinic (which
+    has slots and, with `make run`'s history, bookings)."""
+    clinic_id = await live_db.fetchval("SELECT clinic_id FROM clinics WHERE name = 'VetBook Jakarta Kemang'")
+    found: dict[str, list[dict]] = {}
+    pages = {
+        "receptionist": (("desk", "/desk"), ("desk booking form", "/desk/book"), ("slots", "/desk/slots"),
+                         ("generate slots", "/desk/slots/generate")),
+        "manager": (("analytics", "/manage/analytics"), ("database health", "/manage/database"), ("staff", "/staff")),
+    }
+    for role, paths in pages.items():
+        context = await new_context(bypass_csp=True, locale="en-US", viewport=DESK_VIEWPORT)
+        await context.add_cookies([{"name": SESSION_COOKIE, "value": await _staff_session(live_db, role, clinic_id),
+                                    "url": live_server.base_url, "httpOnly": True, "sameSite": "Lax"}])
+        page = await context.new_page()
+        for name, path in paths:
+            response = await page.goto(path)
+            assert response is not None and response.status == 200, (name, response and response.status)
+            await page.wait_for_load_state("load")
+            found[name] = await serious_violations(page)
+    assert len(found) == 7
     assert {name: violations for name, violations in found.items() if violations} == {}
