@@ -42,6 +42,7 @@ from piccolo.engine import engine_finder
 from web.accounts.auth import ROLE_MANAGER, CurrentUser
 from web.core import rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
+from web.core.forms import uuid_or_none
 from web.core.i18n import N_
 
 VIEW_NAME = "booking_analytics_daily"
@@ -193,11 +194,10 @@ async def manager_scope(manager: CurrentUser) -> ManagerScope:
 def _parse_uuid(value: object, field_name: str, errors: dict[str, str]) -> UUID | None:
     if value in (None, ""):
         return None
-    try:
-        return UUID(str(value))
-    except ValueError:
+    parsed = uuid_or_none(value)
+    if parsed is None:
         errors[field_name] = N_("Choose one from the list.")
-        return None
+    return parsed
 
 
 def _parse_day(value: object, field_name: str, errors: dict[str, str]) -> date | None:

@@ -21,6 +21,7 @@ from web.accounts.auth import owner_only
 from web.booking import services, state
 from web.booking.codes import display_booking_code
 from web.core.errors import Conflict, InvalidInput, NotFound
+from web.core.forms import uuid_or_none, version_or_none
 from web.core.i18n import N_
 from web.slots.services import bookable_slots
 
@@ -42,21 +43,6 @@ def booking_qr_svg(booking_code: str) -> Markup:
     qr = segno.make_qr(booking_code, error="m")
     svg = qr.svg_inline(scale=6, border=2, dark="#000", light="#fff", omitsize=True)
     return Markup(svg)
-
-
-def _version(value: object) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < 2**31 else None
-
-
-def _uuid(value: object) -> UUID | None:
-    try:
-        return UUID(str(value))
-    except (TypeError, ValueError):
-        return None
 
 
 def _local_today(zone: str) -> date:
@@ -120,7 +106,7 @@ class BookingPagesController(Controller):
     async def cancel(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
         await services.owner_booking(request.user, booking_id)  # 404 before anything else
         values = {"reason": data.get("reason") or "", "notes": data.get("notes") or ""}
-        version = _version(data.get("version"))
+        version = version_or_none(data.get("version"))
         if version is None:
             return await self._cancel_page(request, booking_id, 422, error=N_("The form is incomplete. Reload the page "
                                                                               "and try again."), values=values)
@@ -169,7 +155,7 @@ class BookingPagesController(Controller):
     async def reschedule(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
         await services.owner_booking(request.user, booking_id)  # 404 before anything else
         day = str(data.get("day") or "") or None
-        slot_id, version = _uuid(data.get("slot_id")), _version(data.get("version"))
+        slot_id, version = uuid_or_none(data.get("slot_id")), version_or_none(data.get("version"))
         if slot_id is None or version is None:
             return await self._reschedule_page(request, booking_id, day, 422, error=PICK_A_SLOT)
         try:

@@ -14,22 +14,27 @@ JOIN clinics c ON c.clinic_id = s.clinic_id
 WHERE s.slot_id = $1
 """
 
+# When a place of slot ``s`` (with its clinic ``c``) can be taken now: open, a place left, and not started —
+# for owners also later than the clinic's minimum booking notice. The notice protects the clinic from online
+# bookings it cannot prepare for; a receptionist booking a walk-in for the next free slot is the clinic
+# itself, standing next to the pet. TAKE_PLACE and every list that offers slots use this one condition, so
+# nothing is offered that taking would refuse.
+BOOKABLE_WITH_NOTICE = """(s.status = 'available' AND s.remaining > 0
+  AND s.start_time > now() + make_interval(mins => c.min_booking_notice_minutes))"""
+BOOKABLE_AT_DESK = """(s.status = 'available' AND s.remaining > 0 AND s.start_time > now())"""
+
 # The hold: the guard and the decrement are one statement, so two buyers can never both take the last
 # place (the row lock makes the second wait, then re-check remaining > 0). Nothing else is written
 # unless this returns a row (the design wrote the reservation first).
-TAKE_PLACE = """
+TAKE_PLACE = f"""
 UPDATE slots s
 SET remaining = s.remaining - 1, version = s.version + 1
 FROM clinics c
 WHERE s.slot_id = $1 AND s.date = $2 AND c.clinic_id = s.clinic_id
-  AND s.status = 'available' AND s.remaining > 0
-  AND s.start_time > now() + CASE WHEN $3::boolean THEN make_interval(mins => c.min_booking_notice_minutes)
-                                  ELSE interval '0' END
+  AND CASE WHEN $3::boolean THEN {BOOKABLE_WITH_NOTICE} ELSE {BOOKABLE_AT_DESK} END
 RETURNING s.slot_id, s.remaining
 """
-# TAKE_PLACE's third parameter: owners book with the clinic's minimum notice; the desk books without it
-# (the notice protects the clinic from online bookings it cannot prepare for; a receptionist booking a
-# walk-in for the next free slot is the clinic itself, standing next to the pet).
+# TAKE_PLACE's third parameter.
 WITH_NOTICE = True
 WITHOUT_NOTICE = False
 

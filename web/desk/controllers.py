@@ -22,6 +22,7 @@ from web.booking import services as engine
 from web.booking import state
 from web.booking.codes import display_booking_code
 from web.core.errors import Conflict, InvalidInput
+from web.core.forms import version_or_none
 from web.core.i18n import N_
 from web.desk import services
 from web.payments import services as payments
@@ -71,11 +72,8 @@ async def _grid_context(user: CurrentUser, clinic: str | None, day: str | None) 
 
 
 def _version(data: dict) -> int:
-    try:
-        version = int(str(data.get("version", "")).strip())
-    except ValueError:
-        version = 0
-    if version < 1:
+    version = version_or_none(data.get("version"))
+    if version is None:
         raise InvalidInput({"version": N_("Reload the page and try again.")}, detail=N_("Reload the page and try again."))
     return version
 

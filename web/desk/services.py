@@ -20,9 +20,11 @@ from web.accounts import validation
 from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import services as engine
 from web.booking.codes import normalise_booking_code
+from web.booking.statements import BOOKABLE_AT_DESK
 from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
+from web.core.forms import uuid_or_none
 from web.core.i18n import N_
 
 # Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its
@@ -312,13 +314,14 @@ async def owner_with_pets(owner_id: UUID) -> dict:
     return (await _with_pets(rows))[0]
 
 
-_FREE_SLOTS = """
+# What the engine's book_on_behalf can take (statements.TAKE_PLACE without the online booking notice).
+_FREE_SLOTS = f"""
 SELECT s.slot_id, s.start_time, s.end_time, s.remaining, s.capacity, sv.name AS service_name,
        st.name AS staff_name, COALESCE(s.price, sv.price) AS price, sv.currency
 FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
 LEFT JOIN staff st ON st.staff_id = s.staff_id
-WHERE s.clinic_id = $1 AND s.date = $2 AND s.status = 'available' AND s.remaining > 0 AND s.start_time > now()
+WHERE s.clinic_id = $1 AND s.date = $2 AND {BOOKABLE_AT_DESK}
 ORDER BY s.start_time, sv.name, st.name NULLS LAST
 """
 
@@ -332,11 +335,10 @@ async def free_slots(clinic: dict, day: date) -> list[dict]:
 
 
 def _uuid(value: object, field_name: str, errors: dict, message) -> UUID | None:
-    try:
-        return UUID(str(value).strip())
-    except (ValueError, TypeError):
+    parsed = uuid_or_none(value)
+    if parsed is None:
         errors[field_name] = message
-        return None
+    return parsed
 
 
 async def book_at_desk(staff: CurrentUser, data: dict) -> dict:

@@ -21,6 +21,7 @@ from litestar.response import Redirect, Template
 
 from web.accounts.auth import CurrentUser, staff_only
 from web.core.errors import InvalidInput, NotFound
+from web.core.forms import uuid_or_none
 from web.core.i18n import N_
 from web.slots import generation
 from web.slots.generation import BLOCK_REASONS, SlotsHaveBookings, SlotTemplate, StaffOverlap
@@ -52,13 +53,6 @@ def _list(data: Any, name: str) -> list[str]:
     return [str(item) for item in (value if isinstance(value, list) else [value])]
 
 
-def _uuid(text: str) -> UUID | None:
-    try:
-        return UUID(text) if text else None
-    except ValueError:
-        return None
-
-
 def _day(text: str) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
@@ -68,7 +62,7 @@ def _day(text: str) -> date | None:
 
 def _optional_uuid(data: Any, name: str, errors: dict) -> UUID | None:
     text = _text(data, name)
-    value = _uuid(text)
+    value = uuid_or_none(text)
     if text and value is None:
         errors[name] = N_("Choose one from the list.")
     return value
@@ -86,7 +80,7 @@ async def _clinic_id(user: CurrentUser, request: Request, data: Any = None) -> U
     """The clinic asked for (query, else form), else the person's own; a malformed id is "not found"."""
     text = request.query_params.get("clinic") or _text(data, "clinic")
     if text:
-        clinic_id = _uuid(text)
+        clinic_id = uuid_or_none(text)
         if clinic_id is None:
             raise NotFound(N_("No such clinic."))
         return clinic_id
@@ -114,7 +108,7 @@ def _selection(data: Any, errors: dict) -> dict:
     """Chosen slots (checkboxes ``slot_id``) or, without any, a range of days with optional filters."""
     slot_ids = []
     for text in _list(data, "slot_id"):
-        slot_id = _uuid(text.strip())
+        slot_id = uuid_or_none(text.strip())
         if slot_id is None:
             errors["slot_ids"] = N_("Choose slots from the list.")
         else:
@@ -154,7 +148,7 @@ class SlotAdminPagesController(Controller):
         last_day = last_day if last_day and last_day >= first_day else first_day + timedelta(days=LIST_DAYS - 1)
         last_day = min(last_day, first_day + timedelta(days=generation.MAX_RANGE_DAYS - 1))
         query = request.query_params
-        staff_id, service_id = _uuid(query.get("staff") or ""), _uuid(query.get("service") or "")
+        staff_id, service_id = uuid_or_none(query.get("staff") or ""), uuid_or_none(query.get("service") or "")
         slots = await generation.clinic_slots(user, clinic_id, first_day, last_day, staff_id, service_id)
         done = query.get("done")
         notice = None

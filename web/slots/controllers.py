@@ -26,6 +26,7 @@ from web.accounts.validation import SPECIES
 from web.booking import services as booking_services
 from web.clinics import services as clinic_services
 from web.core.errors import DomainError, InvalidInput, NotFound
+from web.core.forms import uuid_or_none
 from web.core.i18n import N_
 from web.slots import services as slot_services
 
@@ -40,11 +41,11 @@ VARY_ON_HTMX = {"Vary": "HX-Request, HX-Target"}
 def _parse_uuid(value: object, field: str) -> UUID | None:
     if value is None or value == "":
         return None
-    try:
-        return UUID(str(value))
-    except ValueError:
+    parsed = uuid_or_none(value)
+    if parsed is None:
         raise InvalidInput({field: N_("This choice is not valid. Pick one from the list.")},
-                           detail=N_("This choice is not valid. Pick one from the list.")) from None
+                           detail=N_("This choice is not valid. Pick one from the list."))
+    return parsed
 
 
 def _parse_day(value: object) -> date | None:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from web.accounts.auth import CurrentUser
+from web.booking.statements import BOOKABLE_WITH_NOTICE
 from web.core import sql
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.i18n import N_
@@ -88,20 +89,15 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
 
 # ------------------------------------------------------------------ the owner's slot finder (pages)
 
-# "Bookable" is what the engine's hold (web/booking/statements.py TAKE_PLACE) can take right now: open, a
-# place left, and later than the clinic's booking notice. The finder offers nothing a hold would refuse.
-_BOOKABLE = """
-  s.status = 'available' AND s.remaining > 0
-  AND s.start_time > now() + make_interval(mins => c.min_booking_notice_minutes)
-"""
-
+# "Bookable" is what the engine's hold (web/booking/statements.py TAKE_PLACE) can take right now: the
+# finder offers nothing a hold would refuse.
 BOOKABLE_SLOTS_OF_DAY = f"""
 SELECT s.slot_id, s.date, s.start_time, s.end_time, s.capacity, s.remaining,
        COALESCE(s.price, sv.price) AS price, sv.currency
 FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
 JOIN clinics c ON c.clinic_id = s.clinic_id
-WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date = $3 AND {_BOOKABLE}
+WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date = $3 AND {BOOKABLE_WITH_NOTICE}
 ORDER BY s.start_time
 """
 
@@ -110,7 +106,7 @@ BOOKABLE_PLACES_PER_DAY = f"""
 SELECT s.date, count(*)::int AS slots, sum(s.remaining)::int AS places
 FROM slots s
 JOIN clinics c ON c.clinic_id = s.clinic_id
-WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date BETWEEN $3 AND $4 AND {_BOOKABLE}
+WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date BETWEEN $3 AND $4 AND {BOOKABLE_WITH_NOTICE}
 GROUP BY s.date
 """
 
@@ -127,7 +123,7 @@ JOIN slots s ON s.clinic_id = t.clinic_id AND s.service_id = t.service_id AND s.
             AND s.date BETWEEN t.date - 14 AND t.date + 14
 JOIN services sv ON sv.service_id = s.service_id
 JOIN clinics c ON c.clinic_id = s.clinic_id
-WHERE {_BOOKABLE}
+WHERE {BOOKABLE_WITH_NOTICE}
 ORDER BY abs(extract(epoch FROM s.start_time - t.start_time)), s.start_time
 LIMIT $2
 """

@@ -1,0 +1,31 @@
+"""Reading values of HTML forms and query strings, which arrive as text (or not at all).
+
+Each returns None for a value that is missing or is not of the kind asked for; the caller decides which
+message that deserves (pages say it next to the field, in the reader's language).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+_MAX_INT4 = 2**31 - 1
+
+
+def uuid_or_none(value: object) -> UUID | None:
+    """The value as a UUID; None when it is empty or not a UUID."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def version_or_none(value: object) -> int | None:
+    """A row version from a hidden field: a positive integer that fits the column; else None."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= _MAX_INT4 else None
