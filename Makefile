@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: run test test-pg18 test-pg15 venv system-deps db-stop lint lock bench docker-build clean
+.PHONY: run test test-pg18 test-pg15 test-clock-edges venv system-deps db-stop lint lock bench docker-build clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test-pg18: venv
 
 test-pg15: venv
 	VETBOOK_TEST_PG=15 $(BIN)/pytest -q -p no:cacheprovider tests/db
+
+## The time-sensitive tests again under libfaketime, just before and after local midnight in WIB, WITA and WIT
+## and around a UTC month boundary (.ci/clock-edges says which tests and instants); CI runs it after `make test`
+test-clock-edges: venv system-deps
+	bash .ci/clock-edges
 
 system-deps:
 	bash .ci/system-deps

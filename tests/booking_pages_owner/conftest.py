@@ -9,9 +9,10 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -60,26 +61,27 @@ class Scene:
     timezone: str = "Asia/Makassar"
 
     async def slot(self, days_ahead: int = 5, hour: int | None = None, capacity: int = 1,
-                   remaining: int | None = None) -> UUID:
+                   remaining: int | None = None, start: datetime | None = None, price: Decimal | None = None) -> UUID:
         number = next(_slot_numbers)
-        start = local_start({"timezone": self.timezone}, days_ahead=days_ahead,
-                            hour=hour if hour is not None else 8 + number % 10, minute=0)
+        start = start or local_start({"timezone": self.timezone}, days_ahead=days_ahead,
+                                     hour=hour if hour is not None else 8 + number % 10, minute=0)
         return await sql.fetchval(
-            "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING slot_id",
-            self.clinic_id, self.service_id, start.date(), start, start + timedelta(minutes=30), capacity,
-            capacity if remaining is None else remaining,
+            "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining, price) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING slot_id",
+            self.clinic_id, self.service_id, start.astimezone(ZoneInfo(self.timezone)).date(), start,
+            start + timedelta(minutes=30), capacity, capacity if remaining is None else remaining, price,
         )
 
-    async def booking(self, days_ahead: int = 5, hour: int | None = None) -> dict:
-        """A booking waiting for payment, through the engine."""
-        slot_id = await self.slot(days_ahead, hour)
+    async def booking(self, days_ahead: int = 5, hour: int | None = None, start: datetime | None = None,
+                      price: Decimal | None = None) -> dict:
+        """A booking through the engine: waiting for payment (or confirmed, for a slot priced 0)."""
+        slot_id = await self.slot(days_ahead, hour, start=start, price=price)
         held = await booking_services.hold(self.owner, slot_id, self.pet_id)
         return await booking_services.confirm(self.owner, held["reservation_id"], held["lock_token"])
 
-    async def paid_booking(self, days_ahead: int = 5, hour: int | None = None) -> dict:
+    async def paid_booking(self, days_ahead: int = 5, hour: int | None = None, start: datetime | None = None) -> dict:
         """A booking paid through the sandbox gateway's signed notification."""
-        booking = await self.booking(days_ahead, hour)
+        booking = await self.booking(days_ahead, hour, start=start)
         payment, _ = await payment_services.create_payment(self.owner, booking["booking_id"], "sandbox",
                                                            f"test-{uuid.uuid4()}")
         await complete_sandbox_payment(payment)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -22,6 +22,7 @@ from tests.booking_pages_owner.conftest import (
     new_owner,
     text_of,
 )
+from tests.db.factories import local_start, start_between
 from web.booking import services as booking_services
 from web.booking.booking_pages import booking_qr_svg
 from web.booking.codes import display_booking_code
@@ -234,9 +235,9 @@ async def test_the_refund_shown_before_cancelling_is_what_the_engine_refunds(own
 
 
 async def test_a_late_cancellation_shows_no_refund(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    # Tomorrow, well inside the clinic's 24-hour refund deadline.
-    local_hour = (datetime.now(UTC) + timedelta(hours=8 + 20)).hour
-    booking = await scene.paid_booking(days_ahead=0 if local_hour > 8 else 1, hour=local_hour)
+    # Well past the clinic's 60-minute booking notice, well inside its 24-hour refund deadline.
+    start = start_between(scene.timezone, earliest=timedelta(hours=4), latest=timedelta(hours=20))
+    booking = await scene.paid_booking(start=start)
     page = await owner_client.get(f"/bookings/{booking['booking_id']}/cancel")
     assert Decimal(attr_of(page.text, "refund-amount", "data-amount")) == 0
     assert "No refund" in text_of(page.text, "refund-policy")
@@ -356,7 +357,7 @@ async def test_bad_reschedule_input_is_refused_with_a_message(owner_client: http
     other_service = await sql.fetchval(
         "INSERT INTO services (clinic_id, name, duration_minutes, price) VALUES ($1, 'Grooming', 30, $2) "
         "RETURNING service_id", scene.clinic_id, PRICE)
-    start = datetime.now(UTC) + timedelta(days=4)
+    start = local_start({"timezone": scene.timezone}, days_ahead=4, hour=10)
     foreign_slot = await sql.fetchval(
         "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining) "
         "VALUES ($1, $2, ($3 AT TIME ZONE 'Asia/Makassar')::date, $3, $3 + interval '30 minutes', 1, 1) "

@@ -68,6 +68,23 @@ def local_start(clinic: dict, days_ahead: int = 7, hour: int = 10, minute: int =
     return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
 
 
+def start_between(zone_name: str, earliest: timedelta, latest: timedelta, minutes: int = 30) -> datetime:
+    """A slot start at least ``earliest`` and at most ``latest`` from now, whatever the hour: on a
+    5-minute mark, and moved to the next local midnight when a slot of ``minutes`` starting there would
+    end on the next day (a slot stays within its clinic-local day). For "inside the refund deadline",
+    "beyond the booking notice" and the like, independent of the time of day."""
+    zone = ZoneInfo(zone_name)
+    start = (datetime.now(zone) + earliest).replace(second=0, microsecond=0)
+    start += timedelta(minutes=-start.minute % 5)
+    end = start + timedelta(minutes=minutes)
+    if end.date() != start.date() and end.time() != datetime.min.time():
+        next_day = start.date() + timedelta(days=1)
+        start = datetime(next_day.year, next_day.month, next_day.day, tzinfo=zone)
+    if start - datetime.now(zone) > latest:
+        raise AssertionError(f"no {minutes}-minute slot fits between {earliest} and {latest} from now")
+    return start
+
+
 async def make_slot(
     conn: asyncpg.Connection,
     clinic: dict,
