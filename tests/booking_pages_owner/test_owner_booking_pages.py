@@ -310,6 +310,52 @@ async def test_reschedule_to_another_free_slot_of_the_same_service(owner_client:
     assert attr_of(old_page.text, "rescheduled-to", "href") == f"/bookings/{moved['booking_id']}"
 
 
+async def test_the_reschedule_page_offers_only_prices_the_engine_accepts_and_shows_the_money(
+        owner_client: httpx.AsyncClient, scene: Scene) -> None:
+    booking = await scene.paid_booking(days_ahead=5, hour=9)
+    cheaper = await scene.slot(days_ahead=6, hour=10, price=Decimal("100000"))
+    pricier = await scene.slot(days_ahead=6, hour=11, price=Decimal("200000"))
+    same = await scene.slot(days_ahead=6, hour=12)
+    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", cheaper)
+    path = f"/bookings/{booking['booking_id']}/reschedule"
+    page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
+    assert f'data-slot-id="{cheaper}"' in page.text and f'data-slot-id="{same}"' in page.text
+    assert f'data-slot-id="{pricier}"' not in page.text  # a paid booking cannot move to a pricier time
+    assert 'data-testid="reschedule-price-rule"' in page.text
+    assert Decimal(attr_of(page.text, "reschedule-refund", "data-amount")) == Decimal("50000")
+
+    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(cheaper),
+                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    assert answer.status_code == 303
+    moved = await owner_client.get(answer.headers["location"])
+    assert Decimal(attr_of(moved.text, "price-difference-returned", "data-amount")) == Decimal("50000")
+    # Posting the pricier slot anyway is refused with the reason, and nothing changes.
+    current = await sql.fetchrow("SELECT booking_id, version, final_amount FROM bookings "
+                                 "WHERE rescheduled_from_booking_id = $1", booking["booking_id"])
+    assert current["final_amount"] == Decimal("100000")
+    refused = await owner_client.post(f"/bookings/{current['booking_id']}/reschedule", data={
+        "_csrf_token": token, "slot_id": str(pricier), "version": str(current["version"])})
+    assert refused.status_code == 409 and "costs more than was paid" in text_of(refused.text, "form-error")
+    assert (await booking_row(current["booking_id"]))["status"] == "confirmed"
+
+
+async def test_a_free_visit_moved_to_a_priced_time_asks_for_the_price(owner_client: httpx.AsyncClient,
+                                                                      scene: Scene) -> None:
+    free = await scene.booking(days_ahead=5, hour=9, price=Decimal(0))
+    assert free["status"] == "confirmed"
+    priced = await scene.slot(days_ahead=6, hour=10)
+    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", priced)
+    path = f"/bookings/{free['booking_id']}/reschedule"
+    page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
+    assert Decimal(attr_of(page.text, "reschedule-to-pay", "data-amount")) == PRICE
+    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(priced),
+                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    assert answer.status_code == 303
+    moved = await owner_client.get(answer.headers["location"])
+    assert attr_of(moved.text, "booking-status", "data-status") == "pending_payment"
+    assert 'data-testid="link-pay"' in moved.text
+
+
 async def test_reschedule_to_a_slot_just_taken_says_so(owner_client: httpx.AsyncClient, scene: Scene) -> None:
     booking = await scene.booking(days_ahead=5, hour=9)
     target = await scene.slot(days_ahead=5, hour=12)

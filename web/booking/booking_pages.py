@@ -7,6 +7,7 @@ Plain forms and 303 redirects (they work without JavaScript); every rule is the 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -138,8 +139,11 @@ class BookingPagesController(Controller):
                 day_error, status = N_("Choose a day as YYYY-MM-DD."), 422
         slots = []
         if day_error is None and state.can_transition(booking["status"], state.RESCHEDULED):
-            slots = [slot for slot in await bookable_slots(booking["clinic_id"], booking["service_id"], day)
-                     if slot["slot_id"] != booking["slot_id"]]
+            # Only the times the engine would accept, each with what the move does to the money.
+            for slot in await bookable_slots(booking["clinic_id"], booking["service_id"], day):
+                change = services.price_change(booking, Decimal(slot["price"] or 0))
+                if slot["slot_id"] != booking["slot_id"] and change.refused is None:
+                    slots.append({**slot, "change": change})
         return Template("bookings/reschedule.html", status_code=status, context={
             **_page_context(booking), "day": day, "slots": slots, "day_error": day_error,
             "days": [today + timedelta(days=offset) for offset in range(RESCHEDULE_DAYS)],

@@ -252,27 +252,83 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
             booking_id, booking["created_at"], payment_status, refunded, reason, notes,
         )
         if refunded > 0 and booking["payment_id"] is not None:
-            await sql.execute(
-                """
-                UPDATE payment_records SET status = $2, refund_amount = $3, refunded_at = now(),
-                    metadata = COALESCE(metadata, '{}'::jsonb) || $4::jsonb
-                WHERE payment_id = $1
-                """,
-                booking["payment_id"], "refunded" if refunded == booking["final_amount"] else "partially_refunded",
-                refunded, _json(metadata),
-            )
-        await sql.execute(
-            "UPDATE payment_records SET status = 'expired' WHERE booking_id = $1 AND status = 'pending'", booking_id
-        )
+            await sql.execute(q.RECORD_REFUND_ON_PAYMENT, booking["payment_id"], refunded, _json(metadata))
+        await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, booking_id)
         await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
     return dict(updated)
 
 
+@dataclass(frozen=True)
+class PriceChange:
+    """What moving a booking to a slot priced ``new_price`` does to its money (``price_change``)."""
+
+    new_price: Decimal
+    # Money the booking holds now: its final amount when paid, else nothing.
+    paid: Decimal
+    # Returned to the owner at once (a paid booking moving to a cheaper time).
+    refund: Decimal = Decimal(0)
+    # Why the move is refused, or None.
+    refused: str | None = None
+
+    @property
+    def still_to_pay(self) -> Decimal:
+        """What the new booking waits for: nothing for a paid (or free) one, else the new price."""
+        return Decimal(0) if self.paid > 0 or self.new_price == 0 else self.new_price
+
+
+PRICIER_THAN_PAID = N_("This time costs more than was paid for the booking. Choose a time with the same price "
+                       "or a lower one, or cancel the booking and book the new time.")
+
+
+def price_change(booking: asyncpg.Record | dict, new_price: Decimal) -> PriceChange:
+    """The rule of a reschedule's money. The new booking costs the new slot's price:
+
+    - paid and the same price: the payment carries over;
+    - paid and cheaper: the difference is refunded now, on the same payment;
+    - paid and pricier: refused (a second payment for the difference would leave one booking paid by two
+      payments that cancellation would have to split); the owner chooses another time, or cancels and
+      books anew;
+    - nothing paid yet (waiting for payment, or a free visit): the new booking waits for the new price, or
+      is confirmed at once when that is zero."""
+    paid = Decimal(booking["final_amount"]) if booking["payment_status"] == "paid" else Decimal(0)
+    if paid > 0 and new_price > paid:
+        return PriceChange(new_price, paid, refused=PRICIER_THAN_PAID)
+    if paid > 0:
+        return PriceChange(new_price, paid, refund=paid - new_price)
+    return PriceChange(new_price, paid)
+
+
+def _still_waits_for_the_same_amount(booking: asyncpg.Record, change: PriceChange) -> bool:
+    return booking["status"] == state.PENDING_PAYMENT and booking["final_amount"] == change.new_price
+
+
+def _replacement_terms(actor: CurrentUser, booking: asyncpg.Record, new_slot: asyncpg.Record,
+                       change: PriceChange) -> tuple[str, str, datetime | None]:
+    """(status, payment_status, payment_due_at) of the booking that replaces ``booking`` in ``new_slot``."""
+    if change.still_to_pay == 0:
+        return state.CONFIRMED, "paid", None
+    if _still_waits_for_the_same_amount(booking, change):
+        # Still waiting for the same amount: the wait carries over. A payment at the visit now happens at
+        # the new visit; any other deadline never falls after the new start.
+        due = booking["payment_due_at"]
+        if due is None or due == booking["start_time"]:
+            return state.PENDING_PAYMENT, "pending", new_slot["start_time"]
+        return state.PENDING_PAYMENT, "pending", min(due, new_slot["start_time"])
+    if actor.role != ROLE_OWNER:
+        # The desk takes the money when the pet comes, as for a desk booking.
+        return state.PENDING_PAYMENT, "pending", new_slot["start_time"]
+    ttl = timedelta(minutes=get_settings().payment_ttl_minutes)
+    return state.PENDING_PAYMENT, "pending", min(_now() + ttl, new_slot["start_time"])
+
+
 async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, version: int) -> dict:
     """Move a booking to another slot of the same service, atomically: the new slot loses a place, the
-    old one gets it back, the old booking becomes 'rescheduled' and a new booking carries the payment."""
+    old one gets it back, the old booking becomes 'rescheduled' and a new booking costs the new slot's
+    price (``price_change``: a paid booking keeps its payment, gets the difference back for a cheaper
+    time and cannot move to a pricier one; an unpaid or free booking waits for the new price). The same
+    rule holds for owners and for the desk."""
     new_slot = await _slot(new_slot_id)
-    async with transaction_as(actor.user_id, reason="reschedule"):
+    async with transaction_as(actor.user_id, reason="reschedule") as transaction:
         booking = await _booking_for_update(actor, booking_id)
         _require_version(booking, version)
         state.require_transition(booking["status"], state.RESCHEDULED)
@@ -280,6 +336,9 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
             raise Conflict(N_("The booking is already in this slot."))
         if new_slot["service_id"] != booking["service_id"]:
             raise InvalidInput({"slot_id": N_("Choose a slot of the same service.")})
+        change = price_change(booking, Decimal(new_slot["price"] or 0))
+        if change.refused:
+            raise Conflict(change.refused)
         if await sql.fetchval(q.PET_IS_BUSY, booking["pet_id"], new_slot["start_time"], new_slot["end_time"],
                               booking_id):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
@@ -291,24 +350,39 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
                     raise SlotUnavailable(_why_slot_cannot_be_held(new_slot, _now()))
             else:
                 await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+        if change.new_price != booking["final_amount"]:
+            # The history row of the old booking says what the move did to the money.
+            money = {"old_price": str(booking["final_amount"]), "new_price": str(change.new_price)}
+            if change.refund:
+                money.update(refund_amount=str(change.refund), policy_applied="reschedule_price_difference")
+            await transaction.connection.execute("SELECT set_config('app.change_metadata', $1, true)", _json(money))
         await sql.execute(
             "UPDATE bookings SET status = 'rescheduled', version = version + 1 WHERE booking_id = $1 AND created_at = $2",
             booking_id, booking["created_at"],
         )
+        status, payment_status, due = _replacement_terms(actor, booking, new_slot, change)
+        # A payment that took money stays the booking's; an attempt still waiting stays only while the
+        # amount it asks for is the amount due.
+        carried_payment = booking["payment_id"] if change.paid > 0 else None
+        if not _still_waits_for_the_same_amount(booking, change):
+            await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, booking_id)
         replacement = await sql.fetchrow(
             q.INSERT_BOOKING,
             None, booking["user_id"], booking["pet_id"], booking["clinic_id"], booking["service_id"],
-            new_slot["slot_id"], new_slot["date"], new_slot["staff_id"], booking["status"],
-            booking["payment_status"], booking["total_amount"], booking["discount_amount"], booking["final_amount"],
-            booking["currency"], booking["notes"], booking["booking_source"], booking["payment_due_at"],
-            booking["payment_id"], booking_id, booking["created_at"],
+            new_slot["slot_id"], new_slot["date"], new_slot["staff_id"], status, payment_status,
+            change.new_price, Decimal(0), change.new_price, booking["currency"], booking["notes"],
+            booking["booking_source"], due, carried_payment, booking_id, booking["created_at"],
         )
         await sql.execute(q.MARK_FULL_SLOT_BOOKED, new_slot["slot_id"], new_slot["date"])
-        if booking["payment_id"] is not None:
-            await sql.execute(
-                "UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb WHERE payment_id = $1",
-                booking["payment_id"], _json({"carried_to_booking": str(replacement["booking_id"])}),
-            )
+        if carried_payment is not None:
+            note = {"carried_to_booking": str(replacement["booking_id"])}
+            if change.refund:
+                await sql.execute(q.RECORD_REFUND_ON_PAYMENT, carried_payment, change.refund,
+                                  _json({**note, "refund_reason": "reschedule_price_difference"}))
+            else:
+                await sql.execute(
+                    "UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb "
+                    "WHERE payment_id = $1", carried_payment, _json(note))
     return dict(replacement)
 
 
@@ -444,12 +518,16 @@ SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.total_amount,
        sv.name AS service_name, sv.duration_minutes, p.name AS pet_name,
        moved.booking_id AS rescheduled_to_booking_id,
        attempt.payment_id AS last_payment_id, attempt.payment_provider AS last_payment_provider,
-       attempt.status AS last_payment_status, attempt.payment_url AS last_payment_url
+       attempt.status AS last_payment_status, attempt.payment_url AS last_payment_url,
+       -- What the booking's payment returned when the visit moved to a cheaper time (its refunds beyond
+       -- the booking's own cancellation refund).
+       GREATEST(COALESCE(paid.refund_amount, 0) - b.refunded_amount, 0) AS price_difference_returned
 FROM bookings b
 JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
 JOIN clinics c ON c.clinic_id = b.clinic_id
 JOIN services sv ON sv.service_id = b.service_id
 JOIN pets p ON p.pet_id = b.pet_id
+LEFT JOIN payment_records paid ON paid.payment_id = b.payment_id
 LEFT JOIN LATERAL (
     SELECT r.booking_id FROM bookings r
     WHERE r.rescheduled_from_booking_id = b.booking_id AND r.rescheduled_from_created_at = b.created_at

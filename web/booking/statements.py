@@ -182,3 +182,29 @@ WHERE s.remaining <> s.capacity - COALESCE(h.pending, 0) - COALESCE(b.kept, 0)
    OR s.remaining < 0
 ORDER BY s.date, s.slot_id
 """
+
+# Money returned from a settled payment, added to what it already returned (a reschedule to a cheaper time,
+# then a cancellation, both return part of the same payment). Fully returned: 'refunded'.
+RECORD_REFUND_ON_PAYMENT = """
+UPDATE payment_records
+SET refund_amount = COALESCE(refund_amount, 0) + $2, refunded_at = now(),
+    status = CASE WHEN COALESCE(refund_amount, 0) + $2 >= amount THEN 'refunded' ELSE 'partially_refunded' END,
+    metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb
+WHERE payment_id = $1 AND status IN ('completed', 'partially_refunded')
+RETURNING payment_id, status, refund_amount
+"""
+
+# Payment attempts still waiting for the money of a booking or of the bookings it was rescheduled from
+# (an attempt names the booking it was started for): they end when the amount due changes or the booking
+# is cancelled. A gateway that settles one of them later is answered by web/payments/services.py.
+EXPIRE_PENDING_PAYMENTS_OF_CHAIN = """
+WITH RECURSIVE chain(booking_id, from_id, depth) AS (
+    SELECT b.booking_id, b.rescheduled_from_booking_id, 0 FROM bookings b WHERE b.booking_id = $1
+    UNION ALL
+    SELECT e.booking_id, e.rescheduled_from_booking_id, chain.depth + 1
+    FROM chain JOIN bookings e ON e.booking_id = chain.from_id
+    WHERE chain.depth < 20
+)
+UPDATE payment_records SET status = 'expired'
+WHERE status = 'pending' AND booking_id IN (SELECT booking_id FROM chain)
+"""

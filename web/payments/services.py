@@ -323,6 +323,8 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
 
     - booking waiting for payment: the payment completes, the booking becomes confirmed and paid (the
       state machine's pending_payment → confirmed; the history row names ``actor_id`` and the payment);
+    - booking waiting for another amount (it was moved to a time of another price after the attempt
+      started): the money is recorded and refunded in full; the booking keeps waiting;
     - booking cancelled meanwhile and never paid (e.g. its payment deadline passed): it stays cancelled;
       the money is recorded and refunded in full on this payment;
     - booking already paid by another attempt: a second settled payment cannot be recorded, so the
@@ -339,6 +341,20 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
         locked = await sql.fetchrow(_LOCK_PAYMENT, payment_id)
         if locked["status"] in SETTLED:
             return False
+        if booking["status"] == state.PENDING_PAYMENT and locked["amount"] != booking["final_amount"]:
+            # The booking was moved to a time of another price after this attempt started: its amount is
+            # no longer what is due. The money is recorded and returned in full; the booking keeps waiting
+            # for the right amount.
+            if at_desk:
+                raise Conflict(N_("The price of this booking changed. Reload the page and take the payment again."))
+            refund = {"gateway": details, "refund_reason": "amount_no_longer_due", "refund_percentage": 100,
+                      "amount_due": str(booking["final_amount"]),
+                      "note": "The booking's price changed after this payment started; the money is returned "
+                              "in full and the booking still waits for the amount due."}
+            await sql.fetchrow(_REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            log.warning("payment for an amount no longer due refunded", payment_id=str(payment_id),
+                        booking_id=str(booking["booking_id"]))
+            return True
         if booking["status"] == state.PENDING_PAYMENT:
             state.require_transition(booking["status"], state.CONFIRMED)
             await sql.fetchrow(_COMPLETE_PAYMENT, payment_id, _json({"gateway": details}), method)
