@@ -33,9 +33,13 @@ os.environ.pop("DATABASE_URL", None)
 os.environ["VETBOOK_DATA_DIR"] = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"vetbook-tests-unused-{os.getpid()}")
 # A fixed signing key, so that no test writes a secret file (and app processes started by tests agree).
 os.environ.setdefault("VETBOOK_SECRET_KEY", "test-secret-key-not-for-production")
-# In-process tests all come from 127.0.0.1: the per-address login limit is tested with its own settings
+# In-process tests all come from 127.0.0.1: the per-address limits are tested with their own settings
 # (tests/accounts/test_rate_limits.py), and must not answer 429 to unrelated tests here.
-os.environ.setdefault("VETBOOK_LOGIN_IP_RATE_LIMIT", "100000/300")
+os.environ.setdefault("VETBOOK_LOGIN_IP_FAILURE_LIMIT", "100000/300")
+os.environ.setdefault("VETBOOK_SIGNUP_IP_RATE_LIMIT", "100000/300")
+os.environ.setdefault("VETBOOK_TOKEN_IP_RATE_LIMIT", "100000/300")
+# The simulated gateway is off unless asked for; the payment tests and the owner's pages use it.
+os.environ["VETBOOK_SANDBOX_PAYMENTS"] = "1"
 APP_DATABASE = "vetbook_app"
 
 
@@ -168,6 +172,16 @@ async def app(app_database_url: str) -> AsyncIterator[object]:
         yield create_app()
     finally:
         await engine.close_connection_pool()
+
+
+@pytest.fixture
+async def db(app, app_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to the in-process app's database, for setting up and checking rows."""
+    connection = await asyncpg.connect(app_database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from piccolo.engine import engine_finder
 
+from web.accounts import login_throttle, passwords
 from web.accounts.api import AuthApiController, MeApiController, PetApiController
 from web.accounts.auth import authentication_middleware, role_name
 from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
@@ -61,10 +63,15 @@ def _configure_jinja(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["role_name"] = role_name
 
 
+async def _forget_old_counters() -> None:
+    await rate_limit.forget_old_windows()
+    await login_throttle.forget_old_failures()
+
+
 def background_jobs() -> list[Job]:
     return [
         Job("ensure_partitions", every_seconds=24 * 3600, run=ensure_partitions, lock_key=PARTITION_JOB_LOCK),
-        Job("forget_rate_limit_windows", every_seconds=3600, run=rate_limit.forget_old_windows,
+        Job("forget_rate_limit_windows", every_seconds=3600, run=_forget_old_counters,
             lock_key=RATE_LIMIT_CLEANUP_LOCK),
         Job("expire_holds", every_seconds=5, run=booking_services.expire_holds, lock_key=HOLD_EXPIRY_LOCK),
         Job("expire_unpaid_bookings", every_seconds=30, run=booking_services.expire_unpaid_bookings,
@@ -81,6 +88,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     for node in engine.extra_nodes.values():
         await node.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    # The stand-in hash of failed logins, made before the first one (see web/accounts/passwords.py).
+    await asyncio.to_thread(passwords.warm_up)
     scheduler = Scheduler(background_jobs())
     scheduler.start()
     try:

@@ -2,11 +2,12 @@
 
 from piccolo.conf.apps import AppConfig
 
-from web.accounts.tables import AuthSession, Pet, User
+from web.accounts.tables import AuthSession, LoginFailure, Pet, User
 from web.analytics.tables import AnalyticsRefresh
 from web.booking.tables import Booking, BookingHistory, Reservation
 from web.clinics.tables import Clinic, Service, Staff
 from web.core.tables import RateLimitHit
+from web.desk.tables import DeskOwnerLookup
 from web.payments.tables import PaymentRecord
 from web.settings import PROJECT_ROOT
 from web.slots.tables import Slot
@@ -16,7 +17,7 @@ APP_CONFIG = AppConfig(
     migrations_folder_path=str(PROJECT_ROOT / "piccolo_migrations"),
     table_classes=[
         Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord,
-        AuthSession, RateLimitHit, AnalyticsRefresh,
+        AuthSession, RateLimitHit, AnalyticsRefresh, LoginFailure, DeskOwnerLookup,
     ],
     migration_dependencies=[],
     commands=[],

@@ -23,6 +23,15 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _bool_env(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     # Empty means: start (or reuse) the embedded PostgreSQL under ``data_dir``.
@@ -51,15 +60,28 @@ class Settings:
     secret_key: str
     web_session_ttl_hours: int
     api_token_ttl_hours: int
-    # "N/S": at most N attempts per S seconds, per account and per client address.
-    login_rate_limit: str
-    login_ip_rate_limit: str
+    # Login limits (docs/security.md): only failed logins count. Per account *and* address together, the
+    # first ``login_free_failures`` failures cost nothing; the next one makes that pair wait
+    # ``login_first_delay_seconds``, each further one twice as long as the last, up to
+    # ``login_max_delay_seconds``. Per address alone, failures for any account are capped by
+    # ``login_ip_failure_limit`` ("N/S": N failures per S seconds), high because many phones share one
+    # carrier address (CGNAT).
+    login_free_failures: int
+    login_first_delay_seconds: int
+    login_max_delay_seconds: int
+    login_ip_failure_limit: str
+    # Per client address, every attempt counts: sign-ups (each an argon2 hash) and API token requests.
+    signup_ip_rate_limit: str
+    token_ip_rate_limit: str
     hold_rate_limit: str
+    # Owner searches at the desk per staff member ("N/S"): a busy desk makes a few dozen an hour.
+    desk_lookup_rate_limit: str
     # Mark cookies Secure even when a request arrives over plain HTTP (behind a TLS-terminating proxy
     # that does not send X-Forwarded-Proto). Requests seen as https get Secure cookies anyway.
     cookie_secure: bool
-    # The built-in simulated gateway (its own payment page at /sandbox/pay/...): on for demos and tests.
-    # Anyone may "pay" there without money, so production turns it off (VETBOOK_SANDBOX_PAYMENTS=0).
+    # The built-in simulated gateway (its own payment page at /sandbox/pay/...). Anyone may "pay" there
+    # without money, so it is off unless VETBOOK_SANDBOX_PAYMENTS=1 (``make run`` and the tests set it), and
+    # the app refuses to start with it on beside a Midtrans production key (``startup_problems``).
     sandbox_payments_enabled: bool
     # Signs the sandbox's notifications the Midtrans way; defaults to a key derived from ``secret_key``.
     sandbox_server_key: str
@@ -75,6 +97,16 @@ class Settings:
     @property
     def uses_embedded_database(self) -> bool:
         return not self.database_url
+
+    def startup_problems(self) -> list[str]:
+        """Settings that must never run together; the app refuses to start while any is listed."""
+        problems = []
+        if self.sandbox_payments_enabled and self.midtrans_server_key and self.midtrans_is_production:
+            problems.append(
+                "VETBOOK_SANDBOX_PAYMENTS=1 beside a Midtrans production key: the sandbox lets anyone mark a "
+                "real booking paid without paying. Unset VETBOOK_SANDBOX_PAYMENTS in production."
+            )
+        return problems
 
 
 @lru_cache(maxsize=1)
@@ -99,15 +131,20 @@ def get_settings() -> Settings:
         secret_key=secret_key,
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
         api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),
-        login_rate_limit=os.environ.get("VETBOOK_LOGIN_RATE_LIMIT", "5/300"),
-        login_ip_rate_limit=os.environ.get("VETBOOK_LOGIN_IP_RATE_LIMIT", "30/300"),
+        login_free_failures=_int_env("VETBOOK_LOGIN_FREE_FAILURES", 5),
+        login_first_delay_seconds=_int_env("VETBOOK_LOGIN_FIRST_DELAY_SECONDS", 15),
+        login_max_delay_seconds=_int_env("VETBOOK_LOGIN_MAX_DELAY_SECONDS", 15 * 60),
+        login_ip_failure_limit=os.environ.get("VETBOOK_LOGIN_IP_FAILURE_LIMIT", "300/900"),
+        signup_ip_rate_limit=os.environ.get("VETBOOK_SIGNUP_IP_RATE_LIMIT", "10/60"),
+        token_ip_rate_limit=os.environ.get("VETBOOK_TOKEN_IP_RATE_LIMIT", "120/60"),
         hold_rate_limit=os.environ.get("VETBOOK_HOLD_RATE_LIMIT", "30/600"),
-        cookie_secure=os.environ.get("VETBOOK_COOKIE_SECURE", "").lower() in ("1", "true", "yes"),
-        sandbox_payments_enabled=os.environ.get("VETBOOK_SANDBOX_PAYMENTS", "1").lower() not in ("0", "false", "no"),
+        desk_lookup_rate_limit=os.environ.get("VETBOOK_DESK_LOOKUP_RATE_LIMIT", "300/3600"),
+        cookie_secure=_bool_env("VETBOOK_COOKIE_SECURE"),
+        sandbox_payments_enabled=_bool_env("VETBOOK_SANDBOX_PAYMENTS"),
         sandbox_server_key=os.environ.get("VETBOOK_SANDBOX_SERVER_KEY", "").strip()
         or hmac.new(secret_key.encode(), b"vetbook sandbox gateway server key", hashlib.sha256).hexdigest(),
         midtrans_server_key=os.environ.get("VETBOOK_MIDTRANS_SERVER_KEY", "").strip(),
-        midtrans_is_production=os.environ.get("VETBOOK_MIDTRANS_PRODUCTION", "").lower() in ("1", "true", "yes"),
+        midtrans_is_production=_bool_env("VETBOOK_MIDTRANS_PRODUCTION"),
         midtrans_snap_url=os.environ.get("VETBOOK_MIDTRANS_SNAP_URL", "").strip().rstrip("/"),
         payment_gateway_timeout_seconds=_int_env("VETBOOK_PAYMENT_GATEWAY_TIMEOUT", 15),
     )

@@ -1,15 +1,17 @@
-"""Login rate limits shared by every app process: two real processes (A and B) on one database.
+"""Login limits shared by every app process: two real processes (A and B) on one database.
 
-The counters live in PostgreSQL (rate_limit_hits), so attempts sent alternately to A and B add up: a client
-cannot get twice the attempts by talking to two workers. Windows are short here (seconds) so that a test can
-also wait one out and see the limit recover.
+What is counted lives in PostgreSQL (login_failures, rate_limit_hits), so attempts sent alternately to A and
+B add up: a client cannot get twice the attempts by talking to two workers. Delays and windows are short here
+(seconds) so that a test can wait one out and see the limit recover.
 
-Windows are fixed and aligned to multiples of their length in epoch seconds; a burst of attempts must fall in
-one window, so each test first waits for a fresh window when too little of the current one is left.
+The rules (docs/security.md): only failed logins count; per (account, address) the first few failures are
+free, then each one makes that pair wait twice as long as the last; per address, failures for any account
+are capped by a high ceiling; a correct password from another address is never refused because of these
+failures; sign-ups and API token requests are limited per address.
 
-Each test logs in from a client address of its own (RFC 5737 documentation addresses in X-Forwarded-For,
+Each test logs in from client addresses of its own (RFC 5737 documentation addresses in X-Forwarded-For,
 which uvicorn accepts from 127.0.0.1 because ``vetbook serve`` runs it with proxy headers on, as behind a
-reverse proxy): the per-address windows of one test never see another test's attempts.
+reverse proxy), so no test sees another test's counters.
 """
 
 from __future__ import annotations
@@ -28,22 +30,29 @@ from tests.conftest import cloned_database
 from tests.servers import LiveServer, start_apps_side_by_side, stop
 from web.core.embedded_postgres import LocalPostgres
 
-ACCOUNT_LIMIT, ACCOUNT_WINDOW = 3, 6
-ADDRESS_LIMIT, ADDRESS_WINDOW = 8, 10
+FREE_FAILURES, FIRST_DELAY = 3, 2
+ADDRESS_FAILURES, ADDRESS_WINDOW = 6, 20
+SIGNUPS, SIGNUP_WINDOW = 3, 20
+TOKENS, TOKEN_WINDOW = 12, 20
 LIMITS_ENV = {
-    "VETBOOK_LOGIN_RATE_LIMIT": f"{ACCOUNT_LIMIT}/{ACCOUNT_WINDOW}",
-    "VETBOOK_LOGIN_IP_RATE_LIMIT": f"{ADDRESS_LIMIT}/{ADDRESS_WINDOW}",
+    "VETBOOK_LOGIN_FREE_FAILURES": str(FREE_FAILURES),
+    "VETBOOK_LOGIN_FIRST_DELAY_SECONDS": str(FIRST_DELAY),
+    "VETBOOK_LOGIN_MAX_DELAY_SECONDS": "8",
+    "VETBOOK_LOGIN_IP_FAILURE_LIMIT": f"{ADDRESS_FAILURES}/{ADDRESS_WINDOW}",
+    "VETBOOK_SIGNUP_IP_RATE_LIMIT": f"{SIGNUPS}/{SIGNUP_WINDOW}",
+    "VETBOOK_TOKEN_IP_RATE_LIMIT": f"{TOKENS}/{TOKEN_WINDOW}",
     # uvicorn's default, spelled out: the tests' X-Forwarded-For addresses are believed from 127.0.0.1 only.
     "FORWARDED_ALLOW_IPS": "127.0.0.1",
 }
 PASSWORD = "right-password-1"
 WRONG_PASSWORD = "wrong-password-1"
 WRONG_CREDENTIALS = "Email or password is wrong."
-ACCOUNT_LIMITED = "Too many login attempts for this account. Wait a moment and try again."
-ADDRESS_LIMITED = "Too many login attempts from your network. Wait a moment and try again."
-API_EMAIL = "limited-api@example.test"
-FORM_EMAIL = "limited-form@example.test"
-NEIGHBOUR_EMAIL = "limited-neighbour@example.test"
+PAIR_LIMITED = "Too many failed logins for this account. Try again in"
+ADDRESS_LIMITED = "Too many failed logins from your network. Wait a few minutes and try again."
+TOKEN_LIMITED = "Too many login attempts from your network. Wait a minute and try again."
+SIGNUP_LIMITED = "Too many new accounts from your network. Wait a minute and try again."
+EMAILS = ("delayed@example.test", "busy@example.test", "neighbour@example.test", "form@example.test",
+          "tokens@example.test")
 
 
 @dataclass
@@ -52,24 +61,21 @@ class Cluster:
     b: LiveServer
     database_url: str
 
-    def other(self, server: LiveServer) -> LiveServer:
-        return self.b if server is self.a else self.a
-
 
 @pytest.fixture(scope="module")
 def cluster(
     pg_server: LocalPostgres, template_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    """Two app processes with short login windows on one database of this module, and three owners."""
+    """Two app processes with short login limits on one database of this module, and a few owners."""
     logs = tmp_path_factory.mktemp("rate-limit-servers")
     with cloned_database(pg_server, template_database, "limits") as database_url:
         started: list = []
         try:
             servers = start_apps_side_by_side(database_url, logs, "ab", started, env=LIMITS_ENV)
-            # The owners sign up as people do (registration has no login limit to spend).
-            for email in (API_EMAIL, FORM_EMAIL, NEIGHBOUR_EMAIL):
+            for number, email in enumerate(EMAILS):
                 signed_up = httpx.post(servers[0].url("/api/v1/auth/register"), timeout=30, json={
-                    "name": "Limited Owner", "email": email, "phone": "+62 812 3456 7890", "password": PASSWORD})
+                    "name": "Limited Owner", "email": email, "phone": "+62 812 3456 7890", "password": PASSWORD},
+                    headers=from_address(f"192.0.2.{200 + number}"))
                 assert signed_up.status_code == 201, signed_up.text
             yield Cluster(servers[0], servers[1], database_url)
         finally:
@@ -95,17 +101,16 @@ def from_address(address: str) -> dict[str, str]:
     return {"X-Forwarded-For": address}
 
 
-def retry_after(response: httpx.Response, window: int) -> int:
-    value = int(response.headers["retry-after"])
-    assert 1 <= value <= window, value
-    return value
+def retry_after(response: httpx.Response) -> int:
+    return int(response.headers["retry-after"])
 
 
 def assert_problem(response: httpx.Response, status: int, detail: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json() == {"status": status, "title": "Too Many Requests" if status == 429 else "Unauthorized",
-                               "detail": detail}
+    body = response.json()
+    assert (body["status"], body["title"]) == (status, "Too Many Requests" if status == 429 else "Unauthorized")
+    assert body["detail"].startswith(detail), body["detail"]
 
 
 async def token_request(http: httpx.AsyncClient, server: LiveServer, email: str, password: str,
@@ -114,81 +119,142 @@ async def token_request(http: httpx.AsyncClient, server: LiveServer, email: str,
                            headers=from_address(address))
 
 
-async def test_account_limit_is_shared_by_both_processes_and_recovers(cluster: Cluster, http: httpx.AsyncClient) -> None:
-    address = "192.0.2.10"
-    # Four attempts (three hash checks of ~0.4 s, two quick refusals) with a wide margin for a busy machine.
-    await fresh_window(ACCOUNT_WINDOW, needed=4.5)
-    servers = [cluster.a, cluster.b] * 2
-    for server in servers[:ACCOUNT_LIMIT]:
-        response = await token_request(http, server, API_EMAIL, WRONG_PASSWORD, address)
-        assert_problem(response, 401, WRONG_CREDENTIALS)
-    fourth = await token_request(http, servers[ACCOUNT_LIMIT], API_EMAIL, WRONG_PASSWORD, address)
-    assert_problem(fourth, 429, ACCOUNT_LIMITED)
-    retry_after(fourth, ACCOUNT_WINDOW)
-    # While the account is over its limit, even the right password is refused, on either process.
-    right_but_limited = await token_request(http, cluster.a, API_EMAIL, PASSWORD, address)
-    assert_problem(right_but_limited, 429, ACCOUNT_LIMITED)
-    wait = retry_after(right_but_limited, ACCOUNT_WINDOW)
-
-    # One counter in PostgreSQL saw all five attempts, whichever process answered.
+async def failures_of(cluster: Cluster, email: str, address: str) -> int | None:
     connection = await asyncpg.connect(cluster.database_url)
     try:
-        hits = await connection.fetchval(
-            "SELECT hits FROM rate_limit_hits WHERE bucket = $1 ORDER BY window_start DESC LIMIT 1",
-            f"login:account:{API_EMAIL}",
-        )
+        return await connection.fetchval(
+            "SELECT failures FROM login_failures WHERE account = $1 AND client_address = $2", email, address)
     finally:
         await connection.close()
-    assert hits == ACCOUNT_LIMIT + 2
 
-    await asyncio.sleep(wait)
-    recovered = await token_request(http, cluster.b, API_EMAIL, PASSWORD, address)
+
+async def test_failures_of_one_account_and_address_grow_a_delay_that_nobody_else_feels(
+        cluster: Cluster, http: httpx.AsyncClient) -> None:
+    email, guesser, owner_at_home = EMAILS[0], "192.0.2.10", "192.0.2.11"
+    servers = [cluster.a, cluster.b] * 4
+    # The free failures, alternately on A and B: one counter in PostgreSQL sees them all.
+    for server in servers[:FREE_FAILURES]:
+        assert_problem(await token_request(http, server, email, WRONG_PASSWORD, guesser), 401, WRONG_CREDENTIALS)
+    assert await failures_of(cluster, email, guesser) == FREE_FAILURES
+    # One more failure: now that pair waits FIRST_DELAY seconds, even with the right password.
+    assert_problem(await token_request(http, cluster.a, email, WRONG_PASSWORD, guesser), 401, WRONG_CREDENTIALS)
+    waiting = await token_request(http, cluster.b, email, PASSWORD, guesser)
+    assert_problem(waiting, 429, PAIR_LIMITED)
+    assert 1 <= retry_after(waiting) <= FIRST_DELAY
+
+    # The owner at home is never refused because of the guesser's failures, on either process.
+    for server in (cluster.a, cluster.b):
+        at_home = await token_request(http, server, email, PASSWORD, owner_at_home)
+        assert at_home.status_code == 200, at_home.text
+
+    # The next failure of the pair doubles its wait.
+    await asyncio.sleep(retry_after(waiting) + 0.2)
+    assert_problem(await token_request(http, cluster.b, email, WRONG_PASSWORD, guesser), 401, WRONG_CREDENTIALS)
+    doubled = await token_request(http, cluster.a, email, PASSWORD, guesser)
+    assert_problem(doubled, 429, PAIR_LIMITED)
+    assert FIRST_DELAY < retry_after(doubled) <= 2 * FIRST_DELAY
+
+    # Once the wait is over the right password works from there too, and the pair's failures are forgotten.
+    await asyncio.sleep(retry_after(doubled) + 0.2)
+    recovered = await token_request(http, cluster.b, email, PASSWORD, guesser)
     assert recovered.status_code == 200, recovered.text
-    assert recovered.json()["access_token"]
+    assert await failures_of(cluster, email, guesser) is None
 
 
-async def test_address_limit_counts_every_account_across_both_processes(
-    cluster: Cluster, http: httpx.AsyncClient
-) -> None:
+async def test_successful_logins_never_count(cluster: Cluster, http: httpx.AsyncClient) -> None:
+    # Twice the free failures and more than the address ceiling, all successful: a family's shared phone, a
+    # morning at a carrier's shared address.
+    address = "192.0.2.20"
+    for attempt in range(2 * ADDRESS_FAILURES):
+        server = cluster.a if attempt % 2 else cluster.b
+        response = await token_request(http, server, EMAILS[1], PASSWORD, address)
+        assert response.status_code == 200, (attempt, response.text)
+    assert await failures_of(cluster, EMAILS[1], address) is None
+
+
+async def test_the_address_ceiling_counts_failures_for_any_account(cluster: Cluster, http: httpx.AsyncClient) -> None:
     address = "198.51.100.20"
-    # Eight hash checks (~0.4 s each), two at a time (one on A, one on B), then the ninth attempt.
-    await fresh_window(ADDRESS_WINDOW, needed=6)
-    for pair in range(ADDRESS_LIMIT // 2):
-        # A different (unknown) account each time: only the per-address counter can add these up.
+    await fresh_window(ADDRESS_WINDOW, needed=12)
+    # Successes from the address first: they are not counted against it.
+    assert (await token_request(http, cluster.a, EMAILS[2], PASSWORD, address)).status_code == 200
+    for pair in range(ADDRESS_FAILURES // 2):
+        # A different (unknown) account each time: only the per-address counter adds these up.
         answers = await asyncio.gather(*(
             token_request(http, server, f"guess-{pair}-{server.base_url[-5:]}@example.test", WRONG_PASSWORD, address)
             for server in (cluster.a, cluster.b)
         ))
         for response in answers:
             assert_problem(response, 401, WRONG_CREDENTIALS)
-    # The ninth attempt is refused before any password is looked at, even a right one for a real account.
-    ninth = await token_request(http, cluster.a, NEIGHBOUR_EMAIL, PASSWORD, address)
-    assert_problem(ninth, 429, ADDRESS_LIMITED)
-    retry_after(ninth, ADDRESS_WINDOW)
+    # The next attempt is refused before any password is looked at, even a right one for a real account.
+    refused = await token_request(http, cluster.a, EMAILS[2], PASSWORD, address)
+    assert_problem(refused, 429, ADDRESS_LIMITED)
+    assert 1 <= retry_after(refused) <= ADDRESS_WINDOW
     # Another address is not affected: the same login from there succeeds at once, on the other process.
-    elsewhere = await token_request(http, cluster.b, NEIGHBOUR_EMAIL, PASSWORD, "198.51.100.21")
+    elsewhere = await token_request(http, cluster.b, EMAILS[2], PASSWORD, "198.51.100.21")
     assert elsewhere.status_code == 200, elsewhere.text
 
 
-async def test_login_form_shows_the_limit_message_in_the_page(cluster: Cluster, http: httpx.AsyncClient) -> None:
+async def test_the_login_form_shows_the_wait_in_the_page(cluster: Cluster, http: httpx.AsyncClient) -> None:
     address = "203.0.113.30"
     page = await http.get(cluster.a.url("/login"), headers=from_address(address))
     csrf = CSRF_INPUT.search(page.text).group(1)
     # The CSRF cookie (vb_csrf) from A is sent to both: the processes share the signing secret.
     assert http.cookies.get("vb_csrf")
-    form = {"_csrf_token": csrf, "email": FORM_EMAIL, "password": WRONG_PASSWORD, "next": ""}
-    await fresh_window(ACCOUNT_WINDOW, needed=4.5)
-    servers = [cluster.a, cluster.b] * 2
-    for server in servers[:ACCOUNT_LIMIT]:
+    form = {"_csrf_token": csrf, "email": EMAILS[3], "password": WRONG_PASSWORD, "next": ""}
+    servers = [cluster.a, cluster.b] * 3
+    for server in servers[:FREE_FAILURES + 1]:
         response = await http.post(server.url("/login"), data=form, headers=from_address(address))
         assert response.status_code == 401, response.text
         assert WRONG_CREDENTIALS in response.text
-    limited = await http.post(servers[ACCOUNT_LIMIT].url("/login"), data=form, headers=from_address(address))
+    limited = await http.post(cluster.b.url("/login"), data={**form, "password": PASSWORD},
+                              headers=from_address(address))
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("text/html")
-    retry_after(limited, ACCOUNT_WINDOW)
-    assert f'data-testid="login-error">{ACCOUNT_LIMITED}</p>' in limited.text
+    assert 1 <= retry_after(limited) <= FIRST_DELAY
+    assert PAIR_LIMITED in limited.text and " s." in limited.text
     # The form is still there, with the email kept, for when the wait is over.
     assert 'data-testid="login-form"' in limited.text
-    assert f'value="{FORM_EMAIL}"' in limited.text
+    assert f'value="{EMAILS[3]}"' in limited.text
     assert "vb_session" not in limited.headers.get("set-cookie", "")
+
+
+async def test_token_requests_are_limited_per_address(cluster: Cluster, http: httpx.AsyncClient) -> None:
+    address = "203.0.113.40"
+    await fresh_window(TOKEN_WINDOW, needed=10)
+    for attempt in range(TOKENS):
+        server = cluster.a if attempt % 2 else cluster.b
+        assert (await token_request(http, server, EMAILS[4], PASSWORD, address)).status_code == 200
+    limited = await token_request(http, cluster.a, EMAILS[4], PASSWORD, address)
+    assert_problem(limited, 429, TOKEN_LIMITED)
+    assert 1 <= retry_after(limited) <= TOKEN_WINDOW
+    assert (await token_request(http, cluster.b, EMAILS[4], PASSWORD, "203.0.113.41")).status_code == 200
+
+
+async def test_sign_ups_are_limited_per_address(cluster: Cluster, http: httpx.AsyncClient) -> None:
+    address = "203.0.113.50"
+    await fresh_window(SIGNUP_WINDOW, needed=10)
+
+    async def sign_up(server: LiveServer, number: int, at: str = address) -> httpx.Response:
+        return await http.post(server.url("/api/v1/auth/register"), headers=from_address(at), json={
+            "name": "Burst", "email": f"burst-{number}-{at}@example.test", "phone": "+62 812 0000 0000",
+            "password": PASSWORD})
+
+    answers = await asyncio.gather(*(sign_up(cluster.a if n % 2 else cluster.b, n) for n in range(SIGNUPS + 2)))
+    assert sorted(answer.status_code for answer in answers) == [201] * SIGNUPS + [429, 429]
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert_problem(refused, 429, SIGNUP_LIMITED)
+    # The sign-up page says the same in the page, with the form kept.
+    page = await http.get(cluster.a.url("/signup"), headers=from_address(address))
+    form = {"_csrf_token": CSRF_INPUT.search(page.text).group(1), "name": "Burst Page", "phone": "+62 812 0000 0000",
+            "email": f"burst-page-{address}@example.test", "password": PASSWORD}
+    on_page = await http.post(cluster.b.url("/signup"), data=form, headers=from_address(address))
+    assert on_page.status_code == 429 and on_page.headers["content-type"].startswith("text/html")
+    assert f'data-testid="signup-error">{SIGNUP_LIMITED}</p>' in on_page.text
+    assert 'value="Burst Page"' in on_page.text
+    assert (await sign_up(cluster.a, 99, at="203.0.113.51")).status_code == 201
+    connection = await asyncpg.connect(cluster.database_url)
+    try:
+        made = await connection.fetchval("SELECT count(*) FROM users WHERE email LIKE $1", f"burst-%-{address}@%")
+    finally:
+        await connection.close()
+    assert made == SIGNUPS

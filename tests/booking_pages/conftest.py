@@ -40,16 +40,6 @@ class Scene:
 
 
 @pytest.fixture
-async def db(app, app_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the in-process app's database, for setting up and checking rows."""
-    connection = await asyncpg.connect(app_database_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-@pytest.fixture
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     """The app over HTTP in English (the default locale is Indonesian)."""
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

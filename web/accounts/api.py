@@ -49,6 +49,11 @@ class Me(msgspec.Struct):
     clinic_id: UUID | None
 
 
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
 class PetBody(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(max_length=80)]
     species: Species
@@ -77,8 +82,8 @@ class AuthApiController(Controller):
     @post("/token", status_code=HTTP_200_OK)
     async def issue_token(self, request: Request, data: JSONBody[TokenRequest]) -> TokenResponse:
         """Exchange email and password for a bearer token (401 with one message for any wrong pair)."""
-        user = await services.authenticate(data.email, data.password, request.client.host)
-        token, expires_at = await services.create_session(user["user_id"], "api", request.headers.get("user-agent"))
+        user, token, expires_at = await services.issue_api_token(
+            data.email, data.password, request.client.host, request.headers.get("user-agent"))
         return TokenResponse(access_token=token, token_type="bearer", user_id=user["user_id"], role=user["role"],
                              expires_at=expires_at)
 
@@ -88,9 +93,9 @@ class AuthApiController(Controller):
         await services.revoke_session(request.user.session_id)
 
     @post("/register", status_code=201)
-    async def register(self, data: JSONBody[RegistrationRequest]) -> Me:
-        """Create a pet owner's account."""
-        user = await services.register_owner(msgspec.structs.asdict(data))
+    async def register(self, request: Request, data: JSONBody[RegistrationRequest]) -> Me:
+        """Create a pet owner's account (a few per minute from one address)."""
+        user = await services.register_owner(msgspec.structs.asdict(data), request.client.host)
         return Me(user_id=user["user_id"], email=user["email"], name=user["name"], role=user["role"], clinic_id=None)
 
 
@@ -104,6 +109,12 @@ class MeApiController(Controller):
         """The person this token belongs to."""
         user = request.user
         return Me(user_id=user.user_id, email=user.email, name=user.name, role=user.role, clinic_id=user.clinic_id)
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT)
+    async def change_password(self, request: Request, data: JSONBody[PasswordChange]) -> None:
+        """Change the password (the current one is required). Every other session and token ends; the
+        token of this request keeps working."""
+        await services.change_password(request.user, data.current_password, data.new_password, request.client.host)
 
 
 class PetApiController(Controller):

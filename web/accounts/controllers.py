@@ -75,7 +75,11 @@ class AccountPagesController(Controller):
     @post("/signup", name="signup_submit")
     async def signup(self, request: Request, data: FormData) -> Response:
         try:
-            user = await services.register_owner(data)
+            user = await services.register_owner(data, request.client.host)
+        except TooManyRequestsException as exc:
+            values = {key: data.get(key, "") for key in ("name", "email", "phone")}
+            return Template("accounts/signup.html", context={"values": values, "errors": {}, "error": exc.detail},
+                            status_code=429, headers=exc.headers)
         except InvalidInput as exc:
             values = {key: data.get(key, "") for key in ("name", "email", "phone")}
             return Template("accounts/signup.html", context={"values": values, "errors": exc.field_errors},
@@ -91,9 +95,26 @@ class AccountPagesController(Controller):
         return response
 
     @get("/profile", name="profile", guards=[signed_in])
-    async def profile(self, request: Request) -> Template:
+    async def profile(self, request: Request, done: FromQuery[str | None] = None) -> Template:
         pets = await services.list_pets(request.user) if request.user.role == ROLE_OWNER else []
-        return Template("accounts/profile.html", context={"pets": pets})
+        return Template("accounts/profile.html", context={"pets": pets, "password_changed": done == "password"})
+
+    @get("/profile/password", name="password_form", guards=[signed_in])
+    async def password_form(self) -> Template:
+        return Template("accounts/password.html", context={"errors": {}, "error": None})
+
+    @post("/profile/password", name="password_change", guards=[signed_in])
+    async def change_password(self, request: Request, data: FormData) -> Response:
+        try:
+            await services.change_password(request.user, data.get("current_password"), data.get("new_password"),
+                                           request.client.host)
+        except InvalidInput as exc:
+            return Template("accounts/password.html", context={"errors": exc.field_errors, "error": None},
+                            status_code=422)
+        except TooManyRequestsException as exc:
+            return Template("accounts/password.html", context={"errors": {}, "error": exc.detail},
+                            status_code=429, headers=exc.headers)
+        return Redirect(path="/profile?done=password", status_code=303)
 
 
 class PetPagesController(Controller):

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
 from uuid import UUID
 
 import asyncpg
+from piccolo.engine import engine_finder
 
-from web.accounts import validation
+from web.accounts import login_throttle, validation
 from web.accounts.auth import ROLE_MANAGER, ROLE_OWNER, ROLE_RECEPTIONIST, CurrentUser, token_hash
-from web.accounts.passwords import hash_password, hash_password_async, verify_password_async
+from web.accounts.passwords import hash_password_async, verify_password_async
 from web.accounts.tables import AuthSession, Pet, User
 from web.clinics.tables import Clinic
 from web.core import rate_limit, sql
@@ -24,12 +24,8 @@ from web.core.i18n import N_
 from web.settings import get_settings
 
 WRONG_CREDENTIALS = N_("Email or password is wrong.")
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    """Verified when the email is unknown, so that a wrong email costs as long as a wrong password."""
-    return hash_password("not-a-real-password-" + secrets.token_hex(8))
+SIGNUP_LIMITED = N_("Too many new accounts from your network. Wait a minute and try again.")
+TOKEN_LIMITED = N_("Too many login attempts from your network. Wait a minute and try again.")
 
 
 class InvalidCredentials(DomainError):
@@ -41,11 +37,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _normalised_email(email: object) -> str:
+    return email.strip().lower()[:254] if isinstance(email, str) else ""
+
+
 # ------------------------------------------------------------------ people
 
 
-async def register_owner(data: dict) -> dict:
-    """Create a pet owner's account from the sign-up form or API body."""
+async def register_owner(data: dict, client_address: str) -> dict:
+    """Create a pet owner's account from the sign-up form or API body (a few per minute per address)."""
+    await rate_limit.hit(f"signup:ip:{client_address}", get_settings().signup_ip_rate_limit, SIGNUP_LIMITED)
     clean = validation.registration(data)
     try:
         rows = await User.insert(
@@ -60,29 +61,63 @@ async def register_owner(data: dict) -> dict:
 
 
 async def authenticate(email: object, password: object, client_address: str) -> dict:
-    """The active user with this email and password, within the login rate limits (per account and per
-    client address); InvalidCredentials otherwise, with the same answer for an unknown email and a wrong
-    password."""
-    settings = get_settings()
-    normalised = email.strip().lower() if isinstance(email, str) else ""
-    await rate_limit.hit(f"login:ip:{client_address}", settings.login_ip_rate_limit,
-                         N_("Too many login attempts from your network. Wait a moment and try again."))
+    """The active user with this email and password; InvalidCredentials otherwise, with the same answer
+    (and the same cost: one argon2 verification) for an unknown email, a wrong password, an inactive
+    account or one that has no password yet. The login throttle (web/accounts/login_throttle.py) refuses
+    the attempt first when this account and address, or this address, failed too often."""
+    normalised = _normalised_email(email)
+    await login_throttle.check(normalised, client_address)
+    typed = password if isinstance(password, str) and len(password) <= validation.MAX_PASSWORD else ""
+    user = None
     if normalised:
-        await rate_limit.hit(f"login:account:{normalised}", settings.login_rate_limit,
-                             N_("Too many login attempts for this account. Wait a moment and try again."))
-    if not normalised or not isinstance(password, str) or not password or len(password) > 200:
+        user = await User.select(
+            User.user_id, User.email, User.name, User.role, User.clinic_id, User.password_hash
+        ).where((User.email == normalised) & (User.is_active.eq(True))).first()
+    matched = await verify_password_async(user["password_hash"] if user else None, typed)
+    if not (matched and typed and user is not None):
+        await login_throttle.record_failure(normalised, client_address)
         raise InvalidCredentials()
-    user = await User.select(
-        User.user_id, User.email, User.name, User.role, User.clinic_id, User.password_hash
-    ).where((User.email == normalised) & (User.is_active.eq(True))).first()
-    if user is None:
-        await verify_password_async(_dummy_hash(), password)
-        raise InvalidCredentials()
-    if not await verify_password_async(user["password_hash"], password):
-        raise InvalidCredentials()
+    await login_throttle.record_success(normalised, client_address)
     await User.update({User.last_login_at: _now()}).where(User.user_id == user["user_id"])
     user.pop("password_hash")
     return user
+
+
+async def issue_api_token(email: object, password: object, client_address: str,
+                          user_agent: str | None = None) -> tuple[dict, str, datetime]:
+    """The API's login: ``authenticate`` plus a per-address ceiling on token requests (every attempt
+    counts: each costs an argon2 verification). Returns the user, the token and its expiry."""
+    await rate_limit.hit(f"token:ip:{client_address}", get_settings().token_ip_rate_limit, TOKEN_LIMITED)
+    user = await authenticate(email, password, client_address)
+    token, expires_at = await create_session(user["user_id"], "api", user_agent)
+    return user, token, expires_at
+
+
+async def change_password(user: CurrentUser, current_password: object, new_password: object,
+                          client_address: str) -> None:
+    """Replace the signed-in person's password. The current one is checked like a login (it counts as a
+    failed login when wrong); the new one must pass the password rules. Every other session and token of
+    the person ends at once; the one this request came with stays signed in."""
+    errors: dict[str, str] = {}
+    new = validation.clean_password(new_password, errors, about_person=(user.name, user.email), field="new_password")
+    if isinstance(current_password, str) and new == current_password and not errors:
+        errors["new_password"] = N_("Choose a password other than your current one.")
+    await login_throttle.check(user.email, client_address)
+    row = await User.select(User.password_hash).where(User.user_id == user.user_id).first()
+    typed = current_password if isinstance(current_password, str) and len(current_password) <= validation.MAX_PASSWORD else ""
+    if not (await verify_password_async(row["password_hash"] if row else None, typed) and typed):
+        await login_throttle.record_failure(user.email, client_address)
+        errors = {"current_password": N_("This is not your current password."), **errors}
+    if errors:
+        raise InvalidInput(errors)
+    new_hash = await hash_password_async(new)
+    async with engine_finder().transaction():
+        await sql.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1", user.user_id, new_hash)
+        await sql.execute(
+            "UPDATE auth_sessions SET revoked_at = now() "
+            "WHERE user_id = $1 AND revoked_at IS NULL AND session_id IS DISTINCT FROM $2",
+            user.user_id, user.session_id,
+        )
 
 
 async def create_session(user_id: UUID, kind: str, user_agent: str | None = None) -> tuple[str, datetime]:

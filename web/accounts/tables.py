@@ -1,6 +1,6 @@
-"""Piccolo mappings of users and pets (DDL: piccolo_migrations/0001)."""
+"""Piccolo mappings of users, pets, sessions and login failures (DDL: piccolo_migrations/0001, 0008, 0016)."""
 
-from piccolo.columns import UUID, Boolean, Bytea, Date, ForeignKey, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Boolean, Bytea, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -45,3 +45,14 @@ class AuthSession(Table, tablename="auth_sessions"):
     expires_at = Timestamptz()
     revoked_at = Timestamptz(null=True, default=None)
     user_agent = Varchar(length=300, null=True, default=None)
+
+
+class LoginFailure(Table, tablename="login_failures"):
+    """Failed logins of one (account, client address) pair (DDL: piccolo_migrations/0016)."""
+
+    # The real primary key is (account, client_address); Piccolo needs one column.
+    account = Varchar(length=254, primary_key=True)
+    client_address = Varchar(length=64)
+    failures = Integer()
+    last_failed_at = Timestamptz(default=TimestamptzNow())
+    blocked_until = Timestamptz(default=TimestamptzNow())

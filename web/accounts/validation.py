@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from zxcvbn import zxcvbn
+
 from web.core.errors import InvalidInput
 from web.core.i18n import N_, Message
 
@@ -27,8 +29,18 @@ SPECIES_NAMES = {
     "fish": N_("Fish"),
     "other": N_("Other"),
 }
-MIN_PASSWORD = 8
+MIN_PASSWORD = 10
 MAX_PASSWORD = 200
+# zxcvbn's score (0-4) of a password's guessability; 0 and 1 mean fewer than a million guesses: the most
+# common passwords and their small variations ("password123", "qwertyuiop", "iloveyou12").
+MIN_PASSWORD_SCORE = 2
+# zxcvbn looks at this many characters at most (its own limit); the rest only adds strength.
+_PASSWORD_CHECKED_LENGTH = 72
+# Words that Indonesian passwords are commonly made of, which zxcvbn's English lists lack.
+COMMON_INDONESIAN_WORDS = (
+    "indonesia", "bismillah", "sayang", "sayangku", "cinta", "rahasia", "merdeka", "garuda", "jakarta",
+    "bandung", "surabaya", "bali", "makassar", "kucing", "anjing", "vetbook",
+)
 
 
 def species_name(species: str) -> Message | str:
@@ -68,13 +80,24 @@ def clean_phone(value: object, errors: dict[str, str], required: bool = False) -
     return phone
 
 
-def clean_password(value: object, errors: dict[str, str]) -> str:
+def clean_password(value: object, errors: dict[str, str], about_person: tuple[str, ...] = (),
+                   field: str = "password") -> str:
+    """At least MIN_PASSWORD characters and not among the easiest to guess (zxcvbn, which also knows
+    keyboard rows, repeats, dates and the person's own name or email given in ``about_person``)."""
     password = value if isinstance(value, str) else ""
     if len(password) < MIN_PASSWORD:
-        errors["password"] = N_("Use at least %(count)d characters.", count=MIN_PASSWORD)
+        errors[field] = N_("Use at least %(count)d characters.", count=MIN_PASSWORD)
     elif len(password) > MAX_PASSWORD:
-        errors["password"] = N_("Use at most %(count)d characters.", count=MAX_PASSWORD)
+        errors[field] = N_("Use at most %(count)d characters.", count=MAX_PASSWORD)
+    elif is_easy_to_guess(password, about_person):
+        errors[field] = N_("This password is too common or too easy to guess. Try a few words that only you would put "
+                             "together.")
     return password
+
+
+def is_easy_to_guess(password: str, about_person: tuple[str, ...] = ()) -> bool:
+    hints = [*COMMON_INDONESIAN_WORDS, *(part for text in about_person for part in re.split(r"[\s@.]+", text) if part)]
+    return zxcvbn(password[:_PASSWORD_CHECKED_LENGTH], user_inputs=hints)["score"] < MIN_PASSWORD_SCORE
 
 
 def registration(data: dict) -> dict:
@@ -83,8 +106,8 @@ def registration(data: dict) -> dict:
         "name": clean_name(data.get("name"), errors),
         "email": clean_email(data.get("email"), errors),
         "phone": clean_phone(data.get("phone"), errors, required=True),
-        "password": clean_password(data.get("password"), errors),
     }
+    clean["password"] = clean_password(data.get("password"), errors, about_person=(clean["name"], clean["email"]))
     if errors:
         raise InvalidInput(errors)
     return clean

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 
@@ -21,8 +22,8 @@ from web.accounts.validation import SPECIES
 from web.booking import services as engine
 from web.booking import state
 from web.booking.codes import display_booking_code
-from web.core.errors import Conflict, InvalidInput
-from web.core.forms import version_or_none
+from web.core.errors import Conflict, InvalidInput, NotFound
+from web.core.forms import uuid_or_none, version_or_none
 from web.core.i18n import N_
 from web.desk import services
 from web.payments import services as payments
@@ -171,15 +172,20 @@ class DeskPagesController(Controller):
                          owner_id: str | None, values: dict, errors: dict, error: str | None = None,
                          status: int = 200) -> Template:
         clinics, chosen, the_day = await _clinic_and_day(user, clinic, day)
-        owner = None
+        owner, search, headers = None, services.OwnerSearch(), None
         if owner_id:
+            wanted = uuid_or_none(owner_id)
+            if wanted is None:
+                raise NotFound(N_("No such owner."))
+            owner = await services.open_owner(user, chosen, wanted)
+        if query:
             try:
-                owner = await services.owner_with_pets(UUID(owner_id))
-            except ValueError:
-                owner = None
-        return Template("desk/book.html", status_code=status, context={
+                search = await services.find_owners(user, chosen, query)
+            except TooManyRequestsException as exc:
+                search, status, headers = services.OwnerSearch(problem=exc.detail), 429, exc.headers
+        return Template("desk/book.html", status_code=status, headers=headers, context={
             "clinics": clinics, "clinic": chosen, "day": the_day, "query": query or "",
-            "owners": await services.find_owners(query) if query else [],
+            "owners": search.owners, "search_problem": search.problem,
             "searched": bool(query), "owner": owner, "slots": await services.free_slots(chosen, the_day),
             "species": SPECIES, "values": values, "errors": errors, "error": error,
             "day_url": _day_url(chosen["clinic_id"], the_day),
@@ -197,7 +203,9 @@ class DeskPagesController(Controller):
         try:
             booking = await services.book_at_desk(request.user, data)
         except InvalidInput as exc:
-            return await self._book_page(request.user, clinic, day, None, owner_id, data, exc.field_errors,
+            # An owner the desk may not book for is not shown again: the form starts from the search.
+            shown_owner = None if "owner_id" in exc.field_errors else owner_id
+            return await self._book_page(request.user, clinic, day, None, shown_owner, data, exc.field_errors,
                                          error=exc.detail, status=422)
         except Conflict as exc:
             return await self._book_page(request.user, clinic, day, None, owner_id, data, {},

@@ -17,15 +17,16 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from web.accounts import validation
-from web.accounts.auth import ROLE_OWNER, CurrentUser
+from web.accounts.auth import CurrentUser
 from web.booking import services as engine
 from web.booking.codes import normalise_booking_code
 from web.booking.statements import BOOKABLE_AT_DESK
-from web.core import sql
+from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.i18n import N_
+from web.settings import get_settings
 
 # Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its
 # new slot; a cancelled one gave its place back).
@@ -263,54 +264,119 @@ async def find_by_code(staff: CurrentUser, typed: str | None) -> list[dict]:
 
 # ------------------------------------------------------------------ owners and free slots for the walk-in form
 
-_OWNERS = """
-SELECT u.user_id, u.name, u.phone, u.email FROM users u
-WHERE u.role = 'owner' AND u.is_active AND ({condition})
-ORDER BY u.name, u.user_id
-LIMIT 20
+# A desk finds an owner by a whole phone number or email address, never by a part of one: a receptionist
+# is looking for the person in front of them (or on the phone), not browsing the platform's owners. Owners
+# who already booked at the clinic come first and are shown with their contact details; anyone else only
+# with their name, their pets and the last digits of their phone. Every search and every owner opened is
+# recorded in desk_owner_lookups (who, where, when, what was typed, whom it showed), and an owner can be
+# opened by id only when they booked at one of the staff member's clinics or this staff member found them
+# by phone or email within FOUND_OWNER_HOURS.
+FOUND_OWNER_HOURS = 12
+MAX_OWNER_MATCHES = 10
+# Digits of a whole number after the country code or trunk zero: Indonesian mobile numbers have 9 to 12,
+# landlines with their area code 8 to 11; E.164 allows 15 at most.
+PHONE_KEY_DIGITS = (8, 15)
+SEARCH_HOW = N_("Enter the owner's whole phone number (like 0812 3456 7890) or their email address.")
+
+_OWNER_MATCHES = f"""
+SELECT u.user_id, u.name, u.phone, u.email,
+       EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = u.user_id AND b.clinic_id = ANY($2::uuid[])) AS known_here
+FROM users u
+WHERE u.role = 'owner' AND u.is_active AND {{condition}}
+ORDER BY known_here DESC, u.name, u.user_id
+LIMIT {MAX_OWNER_MATCHES}
 """
+# The expression of users_owner_phone_key_idx (migration 0016), so the index finds the number.
+_BY_PHONE = "u.phone IS NOT NULL AND vetbook_phone_key(u.phone) = $1"
+_BY_EMAIL = "u.email = $1"
+_BY_ID = "u.user_id = $1"
 _PETS_OF = """
 SELECT pet_id, owner_id, name, species FROM pets WHERE owner_id = ANY($1::uuid[]) ORDER BY name, pet_id
 """
-MIN_PHONE_DIGITS = 6
+_MAY_OPEN_OWNER = f"""
+SELECT EXISTS (SELECT 1 FROM bookings WHERE user_id = $1 AND clinic_id = ANY($2::uuid[]))
+    OR EXISTS (SELECT 1 FROM desk_owner_lookups
+               WHERE staff_user_id = $3 AND looked_up_at > now() - interval '{FOUND_OWNER_HOURS} hours'
+                 AND kind IN ('phone', 'email') AND $1 = ANY(owner_ids))
+"""
+_RECORD_LOOKUP = """
+INSERT INTO desk_owner_lookups (staff_user_id, clinic_id, kind, searched, owner_ids) VALUES ($1, $2, $3, $4, $5)
+"""
 
 
-def _phone_core(text: str) -> str:
-    """The digits that identify an Indonesian number whichever way it is written: ``0812…``, ``+62 812…``
-    and ``62812…`` all become ``812…``."""
-    digits = re.sub(r"\D", "", text)
-    if digits.startswith("62"):
-        return digits[2:]
-    return digits.removeprefix("0")
+def phone_key(text: str) -> str:
+    """The digits that identify an Indonesian number whichever way it is written: ``0812…``, ``+62 812…``,
+    ``62812…`` and ``+62 (0)812…`` all become ``812…`` (as the database's vetbook_phone_key does)."""
+    return re.sub(r"^0*(62)?0*", "", re.sub(r"\D", "", text))
+
+
+def masked_phone(phone: str | None) -> str | None:
+    """``•••• 7890``: enough to confirm a number with the person, not enough to learn it."""
+    digits = re.sub(r"\D", "", phone or "")
+    return f"•••• {digits[-4:]}" if len(digits) >= 4 else None
+
+
+@dataclass
+class OwnerSearch:
+    """What a desk search found: owners (known to the clinic first) or why nothing was searched."""
+
+    owners: list[dict] = field(default_factory=list)
+    problem: str | None = None
 
 
 async def _with_pets(rows: list[asyncpg.Record]) -> list[dict]:
+    """Each owner with their pets, and only the contact details the desk may see."""
     owners = [dict(row) for row in rows]
     pets = await sql.fetch(_PETS_OF, [owner["user_id"] for owner in owners]) if owners else []
     for owner in owners:
-        owner["email"] = shown_email(owner["email"])
+        if owner["known_here"]:
+            owner["email"] = shown_email(owner["email"])
+        else:
+            owner["phone"], owner["email"] = masked_phone(owner["phone"]), None
         owner["pets"] = [dict(pet) for pet in pets if pet["owner_id"] == owner["user_id"]]
     return owners
 
 
-async def find_owners(query: str | None) -> list[dict]:
-    """Pet owners whose email is ``query`` (exactly, any case) or whose phone number contains its digits
-    (6 or more; ``0812…`` finds ``+62 812…``), each with their pets. At most 20."""
-    text = (query or "").strip()
+async def find_owners(staff: CurrentUser, clinic: dict, query: str | None) -> OwnerSearch:
+    """Pet owners whose email is ``query`` (any case) or whose phone number is the number ``query``
+    spells (``0812…`` finds ``+62 812…``), each with their pets; owners who booked at ``staff``'s clinics
+    first. The search is recorded. A query that is neither a whole number nor an email searches nothing."""
+    if not staff.is_staff:
+        raise NotFound(N_("No such owner."))
+    text = (query or "").strip()[:254]
     if "@" in text:
-        rows = await sql.fetch(_OWNERS.format(condition="lower(u.email) = lower($1)"), text)
+        kind, key, condition = "email", text.lower(), _BY_EMAIL
     else:
-        core = _phone_core(text)
-        if len(core) < MIN_PHONE_DIGITS:
-            return []
-        rows = await sql.fetch(_OWNERS.format(condition="u.phone IS NOT NULL AND regexp_replace(u.phone, '\\D', '', 'g') LIKE '%' || $1 || '%'"), core)
-    return await _with_pets(rows)
+        kind, key, condition = "phone", phone_key(text), _BY_PHONE
+        if not PHONE_KEY_DIGITS[0] <= len(key) <= PHONE_KEY_DIGITS[1]:
+            return OwnerSearch(problem=SEARCH_HOW)
+    await rate_limit.hit(f"desk-lookup:user:{staff.user_id}", get_settings().desk_lookup_rate_limit,
+                         N_("Too many owner searches in a short time. Wait a few minutes and try again."))
+    clinic_ids = _clinic_ids(await desk_clinics(staff))
+    rows = await sql.fetch(_OWNER_MATCHES.format(condition=condition), key, clinic_ids)
+    await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], kind, text,
+                      [row["user_id"] for row in rows])
+    return OwnerSearch(owners=await _with_pets(rows))
 
 
-async def owner_with_pets(owner_id: UUID) -> dict:
-    rows = await sql.fetch(_OWNERS.format(condition="u.user_id = $1"), owner_id)
+async def may_open_owner(staff: CurrentUser, owner_id: UUID) -> bool:
+    """Whether ``staff`` may see and book for this owner: they booked at one of the staff member's
+    clinics, or this staff member found them by phone or email a short while ago."""
+    if not staff.is_staff:
+        return False
+    clinic_ids = _clinic_ids(await desk_clinics(staff))
+    return bool(await sql.fetchval(_MAY_OPEN_OWNER, owner_id, clinic_ids, staff.user_id))
+
+
+async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
+    """An owner with their pets for the walk-in form (recorded as a look-up); 404 for an owner ``staff``
+    may not open (``may_open_owner``), whether or not the id exists."""
+    if not await may_open_owner(staff, owner_id):
+        raise NotFound(N_("No such owner."))
+    rows = await sql.fetch(_OWNER_MATCHES.format(condition=_BY_ID), owner_id, _clinic_ids(await desk_clinics(staff)))
     if not rows:
         raise NotFound(N_("No such owner."))
+    await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], "open", str(owner_id), [owner_id])
     return (await _with_pets(rows))[0]
 
 
@@ -378,10 +444,8 @@ async def book_at_desk(staff: CurrentUser, data: dict) -> dict:
         new_pet = _new_pet(data, errors)
     if errors:
         raise InvalidInput(errors)
-    if owner_id is not None:
-        owner = await sql.fetchrow("SELECT user_id FROM users WHERE user_id = $1 AND role = $2", owner_id, ROLE_OWNER)
-        if owner is None:
-            raise InvalidInput({"owner_id": N_("Choose an owner.")})
+    if owner_id is not None and not await may_open_owner(staff, owner_id):
+        raise InvalidInput({"owner_id": N_("Find the owner by their phone number or email first.")})
     if new_owner is not None and new_owner["email"] and await sql.fetchval(
             "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))", new_owner["email"]):
         raise InvalidInput({"owner_email": N_("An account with this email already exists: search for it above.")})
