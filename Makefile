@@ -16,9 +16,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 venv: $(VENV)/.installed
 
 ## Set everything up, start the embedded PostgreSQL, migrate, load demo data, serve on http://127.0.0.1:8000
+## (with the simulated payment gateway, which is off unless asked for: it lets anyone "pay" without money)
 run: venv
 	$(BIN)/vetbook demo --history 42
-	$(BIN)/vetbook serve
+	VETBOOK_SANDBOX_PAYMENTS=1 $(BIN)/vetbook serve
 
 ## The whole suite: PostgreSQL 18 (embedded) for everything, then the database tests again on PostgreSQL 15
 test: venv system-deps test-pg18 test-pg15

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -184,6 +185,30 @@ async def test_fresh_data_dir_starts_a_locked_down_postgres_18(launcher_root: Pa
             assert await connection.fetchval("SELECT count(*) FROM pg_stat_statements") > 0
         finally:
             await connection.close()
+
+
+def test_no_other_local_account_reaches_the_server(launcher_root: Path) -> None:
+    """The socket folder is the server user's alone (0700) and local connections need the password: another
+    account on the machine gets no superuser login (initdb's --auth-local=trust once gave it one)."""
+    server = LocalPostgres(launcher_root / "data")
+    with started(server):
+        assert stat.S_IMODE(server.socket_dir.stat().st_mode) == 0o700
+        assert server.socket_dir.stat().st_uid == expected_server_uid()
+        local_rules = [line.split() for line in (server.pgdata / "pg_hba.conf").read_text().splitlines()
+                       if line.startswith("local")]
+        assert local_rules and all(rule[-1] == "scram-sha-256" for rule in local_rules), local_rules
+        psql = [str(server.bin_dir / "psql"), "-X", "-h", str(server.socket_dir), "-p", str(server.port),
+                "-U", "postgres", "-d", "postgres", "-w", "-c", "SELECT 1"]
+        without_password = subprocess.run(psql, capture_output=True, text=True,
+                                          env={k: v for k, v in os.environ.items() if k != "PGPASSWORD"})
+        assert without_password.returncode != 0 and "password" in without_password.stderr
+        assert server.psql("SELECT 1").strip() == "1"  # the launcher itself uses the password
+        if os.geteuid() == 0:
+            # Another unprivileged account (as root we can become one) cannot even reach the socket.
+            daemon = pwd.getpwnam("daemon")
+            other = subprocess.run(psql, capture_output=True, text=True, user=daemon.pw_uid, group=daemon.pw_gid,
+                                   extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin", "PGPASSWORD": server.password})
+            assert other.returncode != 0 and "Permission denied" in other.stderr, other.stderr
 
 
 async def test_restart_reuses_data_and_port(launcher_root: Path) -> None:

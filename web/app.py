@@ -35,6 +35,7 @@ from web.core.controllers import HealthController
 from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
 from web.core.language import LanguageController
+from web.core.logging import configure_logging
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
 from web.desk.controllers import DeskPagesController
@@ -102,7 +103,15 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await engine.close_connection_pool()
 
 
+class UnsafeSettings(SystemExit):
+    """Settings that must never run together (``Settings.startup_problems``): the app does not start."""
+
+
 def create_app() -> Litestar:
+    configure_logging()
+    problems = get_settings().startup_problems()
+    if problems:
+        raise UnsafeSettings("VetBook refuses to start:\n  " + "\n  ".join(problems))
     template_config = TemplateConfig(
         directory=PROJECT_ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_configure_jinja
     )

@@ -30,6 +30,9 @@ def _run_with_pool(action: Callable[[], Awaitable[object]]) -> object:
 @click.group()
 def main() -> None:
     """VetBook: pet-clinic booking."""
+    from web.core.logging import configure_logging
+
+    configure_logging()
 
 
 @main.command()
@@ -43,6 +46,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     from web.core.database import resolve_database_url
 
     settings = get_settings()
+    if problems := settings.startup_problems():
+        raise click.ClickException("VetBook refuses to start:\n  " + "\n  ".join(problems))
     resolve_database_url()  # exports DATABASE_URL, so every worker uses the same running server
     uvicorn.run(
         "web.app:create_app",

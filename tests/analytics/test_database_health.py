@@ -76,3 +76,20 @@ async def test_without_pg_stat_statements_the_page_says_so(app, monkeypatch) -> 
     health = await monitoring.database_health(await load_current_user(manager["user_id"]))
     assert health.statements == [] and "not installed" in health.statements_note
     assert health.partitions
+
+
+async def test_only_a_manager_of_every_clinic_sees_the_page(app, client: httpx.AsyncClient) -> None:
+    """The page shows the whole database (every clinic's statements, tables and partitions): a manager of one
+    clinic is refused it, and the analytics page does not link to it for them."""
+    client.headers["Accept-Language"] = "en"
+    clinic_id = await sql.fetchval(
+        "INSERT INTO clinics (name, address, timezone) VALUES ('Health One', 'Jl. 1', 'Asia/Jakarta') RETURNING clinic_id")
+    await web_session(client, await make_person("manager", clinic_id=clinic_id))
+    refused = await client.get("/manage/database")
+    assert refused.status_code == 403
+    assert 'data-testid="slow-statement"' not in refused.text and "This page is for managers of every clinic." in refused.text
+    assert 'data-testid="nav-database-health"' not in (await client.get("/manage/analytics")).text
+    client.cookies.clear()
+    await web_session(client, await make_person("manager"))
+    assert (await client.get("/manage/database")).status_code == 200
+    assert 'data-testid="nav-database-health"' in (await client.get("/manage/analytics")).text

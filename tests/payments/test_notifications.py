@@ -237,3 +237,18 @@ async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: 
     # Only one settled payment per booking can exist: the second keeps its status and says what is owed.
     assert second_row["status"] == "pending"
     assert json.loads(second_row["metadata"])["refund_due"] == "150000.00"
+
+
+async def test_a_signed_notification_with_a_non_finite_amount_is_refused_and_changes_nothing(
+        client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection) -> None:
+    booking, payment, _ = await _sandbox_payment(client, conn)
+    before = await state_of(conn, booking["booking_id"])
+    for amount in ("sNaN", "NaN", "Infinity", "-Infinity", "not-a-number"):
+        payload = _signed("settlement", payment)
+        payload["gross_amount"] = amount
+        payload["signature_key"] = midtrans_signature(payload["order_id"], payload["status_code"], amount,
+                                                      get_settings().sandbox_server_key)
+        answer = await client.post(SANDBOX_NOTIFICATIONS, json=payload)
+        assert answer.status_code == 422, (amount, answer.text)
+        assert answer.json()["errors"] == [{"field": "gross_amount", "message": "Not an amount."}]
+    assert await state_of(conn, booking["booking_id"]) == before

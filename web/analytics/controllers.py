@@ -33,6 +33,7 @@ async def _report_page(request: Request, params: dict[str, str], *, notice: str 
     )
     query = urlencode(filters.query_params())
     return Template("analytics/report.html", status_code=status_code, headers=headers, context={
+        "show_database_health": monitoring.can_see_database_health(request.user),
         "scope": scope,
         "filters": filters,
         "services": scope.services_of(filters.clinic_id),

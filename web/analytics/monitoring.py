@@ -149,10 +149,16 @@ async def _slowest_statements(health: DatabaseHealth) -> None:
         health.statements_note = N_("No statements recorded since the statistics were last reset.")
 
 
+def can_see_database_health(user: CurrentUser | None) -> bool:
+    return user is not None and user.role == ROLE_MANAGER and user.clinic_id is None
+
+
 async def database_health(manager: CurrentUser) -> DatabaseHealth:
-    """Every section of the database health page (managers only), read from the primary's statistics."""
-    if manager.role != ROLE_MANAGER:
-        raise DomainError(detail=N_("This page is not available for your account."), status=403)
+    """Every section of the database health page, read from the primary's statistics. Only for managers
+    of every clinic: the figures are the whole database's (statements, tables and partitions of all
+    clinics), which a manager of one clinic has no business reading."""
+    if not can_see_database_health(manager):
+        raise DomainError(detail=N_("This page is for managers of every clinic."), status=403)
     health = DatabaseHealth()
     await _slowest_statements(health)
     health.indexes = [dict(row) for row in await sql.fetch(INDEX_USAGE)]

@@ -7,7 +7,8 @@ user the data and socket folders, and adds nothing but o+x to parent folders tha
 Layout under ``data_dir``::
 
     pgdata/     the cluster (owned by the server user, mode 0700)
-    run/        the unix socket folder (kept outside pgdata, as PostgreSQL recommends)
+    run/        the unix socket folder (kept outside pgdata, as PostgreSQL recommends); mode 0700, so that
+                no other local account reaches the server through it
     log/        server log
     port        the TCP port chosen on first start, reused later
     password    the superuser's password (mode 0600)
@@ -163,7 +164,7 @@ class LocalPostgres:
                 "-h", str(self.socket_dir), "-p", str(self.port or self._port_file.read_text().strip()),
                 "-U", SUPERUSER, "-d", database, "-c", sql,
             ],
-            capture_output=True, text=True,
+            capture_output=True, text=True, env={**os.environ, "PGPASSWORD": self.password},
         )
         if result.returncode != 0:
             raise EmbeddedPostgresError(f"psql failed: {result.stderr.strip()}")
@@ -205,7 +206,10 @@ class LocalPostgres:
             folder.mkdir(exist_ok=True)
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
+        # Only the server's user (and root) may reach the socket: also clusters made before this rule,
+        # whose pg_hba.conf still trusts local connections, are closed to other local accounts.
         self.pgdata.chmod(0o700)
+        self.socket_dir.chmod(0o700)
         if not self._password_file.exists():
             self._password_file.write_text(secrets.token_urlsafe(24))
             self._password_file.chmod(0o600)
@@ -243,7 +247,7 @@ class LocalPostgres:
         pwfile.chmod(0o600)
         args = [
             str(self.bin_dir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "-E", "UTF8",
-            "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+            "--locale=C", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
         ]
         if major >= 17:
             args += ["--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
@@ -266,6 +270,7 @@ class LocalPostgres:
             "-c listen_addresses=127.0.0.1",
             f"-c port={self.port}",
             f"-c unix_socket_directories={self.socket_dir}",
+            "-c unix_socket_permissions=0700",
             "-c shared_preload_libraries=pg_stat_statements",
             "-c pg_stat_statements.track=top",
             f"-c max_connections={self.max_connections}",

@@ -11,6 +11,7 @@ them in the reader's language (``error.html`` passes them through the ``translat
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import quote
@@ -175,6 +176,13 @@ def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Respo
     return handle_internal_error(request, exc)
 
 
+def handle_invalid_number(request: Request, exc: decimal.InvalidOperation) -> Response:
+    """A not-a-number or infinity that reached arithmetic (Decimal accepts 'NaN', 'sNaN', 'Infinity' as
+    text): services refuse the ones they know of; this net answers any other one as the client's error."""
+    log.warning("invalid number reached the handler", path=request.url.path)
+    return _answer(request, 422, N_("A number in the request is not valid."))
+
+
 def handle_internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", path=request.url.path, method=request.method, exc_info=exc)
     return _answer(request, 500, N_("Something went wrong on our side. Please try again."))
@@ -195,5 +203,6 @@ EXCEPTION_HANDLERS = {
     HTTPException: handle_http_exception,
     asyncpg.PostgresError: handle_database_error,
     RecursionError: handle_recursion_error,
+    decimal.InvalidOperation: handle_invalid_number,
     Exception: handle_internal_error,
 }

@@ -6,6 +6,7 @@ message that deserves (pages say it next to the field, in the reader's language)
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
 _MAX_INT4 = 2**31 - 1
@@ -29,3 +30,15 @@ def version_or_none(value: object) -> int | None:
     except (TypeError, ValueError):
         return None
     return number if 0 < number <= _MAX_INT4 else None
+
+
+def finite_decimal_or_none(value: object) -> Decimal | None:
+    """A number (as text or a number) as a finite Decimal; None for anything else, including the
+    not-a-numbers and infinities that Decimal accepts ('NaN', 'sNaN', 'Infinity')."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        return None
+    try:
+        number = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None

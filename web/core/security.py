@@ -26,7 +26,16 @@ SECURITY_HEADERS = [
 ]
 
 
+def _secure_cookie(value: bytes) -> bytes:
+    return value if b"; secure" in value.lower() else value + b"; Secure"
+
+
 def security_headers_middleware(app: ASGIApp) -> ASGIApp:
+    """Adds the security headers to every response. Over HTTPS every cookie is marked Secure (the CSRF
+    cookie's configuration cannot know the scheme of each request). A response to a signed-in person is
+    never stored by a browser or a proxy (``Cache-Control: no-store``): after a logout, Back must not show
+    their bookings, and a shared computer at a front desk must not keep them."""
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
@@ -34,11 +43,23 @@ def security_headers_middleware(app: ASGIApp) -> ASGIApp:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                https = scope.get("scheme") == "https"
+                signed_in = scope.get("user") is not None
+                headers = []
+                for name, value in message.get("headers", []):
+                    lowered = name.lower()
+                    if lowered == b"set-cookie" and https:
+                        value = _secure_cookie(value)
+                    if lowered == b"cache-control" and signed_in:
+                        continue
+                    headers.append((name, value))
+                present = {name.lower() for name, _ in headers}
                 extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
-                if scope.get("scheme") == "https":
+                if https:
                     extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-                message["headers"] = [*message.get("headers", []), *extra]
+                if signed_in:
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await app(scope, receive, send_with_headers)
@@ -55,6 +76,9 @@ def csrf_config() -> CSRFConfig:
         cookie_name="vb_csrf",
         header_name="x-csrftoken",
         cookie_secure=settings.cookie_secure,
+        # The pages carry the token themselves (the form field, and hx-headers on <body>): no script
+        # needs to read the cookie.
+        cookie_httponly=True,
         cookie_samesite="lax",
         exclude=["^/api/"],
     )

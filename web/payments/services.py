@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -31,6 +30,7 @@ from web.booking import statements as booking_sql
 from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from web.core.forms import finite_decimal_or_none
 from web.core.i18n import N_
 from web.payments import providers
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
@@ -286,10 +286,9 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
     details = _gateway_details(payload)
     changed = False
     if outcome is Outcome.COMPLETED:
-        try:
-            paid = Decimal(payload["gross_amount"])
-        except InvalidOperation:
-            raise InvalidInput({"gross_amount": N_("Not an amount.")}) from None
+        paid = finite_decimal_or_none(payload.get("gross_amount"))
+        if paid is None:
+            raise InvalidInput({"gross_amount": N_("Not an amount.")})
         if paid != payment["amount"]:
             log.error("payment notification amount mismatch", payment_id=str(payment_id), expected=str(payment["amount"]),
                       notified=str(paid))

@@ -15,21 +15,23 @@ from web.core import sql
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.i18n import N_
 
-# The design's query 3.3.1 (plus: not started yet, and the price the booking will charge). The date is
-# the clinic-local day; it is the partition key, so one monthly partition is scanned.
-SEARCH_SLOTS = """
+# The design's query 3.3.1, offering only what a hold would take (statements.BOOKABLE_WITH_NOTICE: open, a
+# place left, later than the clinic's minimum booking notice), with the price the booking will charge.
+# The date is the clinic-local day; it is the partition key, so one monthly partition is scanned.
+SEARCH_SLOTS = f"""
 SELECT s.slot_id, s.start_time, s.end_time, s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price,
        s.staff_id, sv.currency
 FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
 WHERE s.clinic_id = $1
   AND s.date = $2
   AND s.service_id = $3
-  AND s.status = 'available'
-  AND s.remaining > 0
-  AND s.start_time > now()
+  AND {BOOKABLE_WITH_NOTICE}
 ORDER BY s.start_time ASC
 """
+
+MAX_PRICE = Decimal("999999999")
 
 INSERT_SLOT = """
 INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining, price, created_by)
@@ -57,7 +59,7 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
         errors["end_time"] = N_("A slot lasts at most 12 hours.")
     if not 1 <= capacity <= 100:
         errors["capacity"] = N_("Capacity must be between 1 and 100.")
-    if price is not None and not Decimal(0) <= price <= Decimal("999999999"):
+    if price is not None and not (price.is_finite() and Decimal(0) <= price <= MAX_PRICE):
         errors["price"] = N_("The price must be zero or more.")
     if errors:
         raise InvalidInput(errors)
