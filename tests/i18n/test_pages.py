@@ -263,7 +263,7 @@ async def test_form_errors_from_validation_are_translated_with_their_numbers(cli
         "name": "この項目は必須です。",
         "email": "name@example.com のような形式でメールアドレスを入力してください。",
         "phone": "+62 812 3456 7890 のような形式で電話番号を入力してください。",
-        "password": "8文字以上で入力してください。",
+        "password": "10文字以上で入力してください。",
     }
 
 
@@ -273,7 +273,7 @@ async def test_the_api_answers_in_english_whatever_the_browser_prefers(client: h
     assert response.status_code == 422
     problem = response.json()
     assert problem["detail"] == "Some fields need attention."
-    assert {"field": "password", "message": "Use at least 8 characters."} in problem["errors"]
+    assert {"field": "password", "message": "Use at least 10 characters."} in problem["errors"]
     assert "content-language" not in response.headers
 
 
