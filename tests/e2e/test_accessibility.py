@@ -87,8 +87,10 @@ async def test_owner_pages_have_no_serious_accessibility_violations(
 
 
 async def _staff_session(db: asyncpg.Connection, role: str, clinic_id) -> str:
-    """A receptionist or manager of the demo data's first clinic with a web session (no login form)."""
-    user = await make_user(db, role=role, clinic={"clinic_id": clinic_id}, name=f"Axe {role}")
+    """A receptionist of the demo data's first clinic, or a manager of every clinic (the database health
+    page is theirs alone), with a web session (no login form)."""
+    clinic = {"clinic_id": clinic_id} if role == "receptionist" else None
+    user = await make_user(db, role=role, clinic=clinic, name=f"Axe {role}")
     token = secrets.token_urlsafe(32)
     await db.execute(
         "INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) "
