@@ -41,10 +41,11 @@ async def test_the_race_for_the_last_places(capacity: int, new_context: NewConte
     for finder in finders:
         await finder.wait_until_live()
         await finder.page.evaluate("() => { window.__sameDocument = true; }")
-    buttons = [await finder.hold_button(raced_slot).element_handle() for finder in finders]
+    for finder in finders:
+        await finder.hold_button(raced_slot).wait_for()
 
-    # All at once: one protocol message per page, sent together.
-    await asyncio.gather(*(button.evaluate("button => button.click()") for button in buttons))
+    # All at once: one protocol message per page, sent together; each finds its button when it clicks.
+    await asyncio.gather(*(finder.click_hold_at_once(raced_slot) for finder in finders))
     outcomes = await asyncio.gather(*(finder.hold_outcome() for finder in finders))
 
     winners = [finder for finder, outcome in zip(finders, outcomes, strict=True) if outcome == "held"]

@@ -91,6 +91,19 @@ class SlotFinderPage:
     def hold_button(self, slot_id: object) -> Locator:
         return self.slot_list.locator(f'[data-testid="hold-slot"][data-slot-id="{slot_id}"]')
 
+    async def click_hold_at_once(self, slot_id: object) -> None:
+        """Click the slot's hold button by one script that finds it and clicks it in the same turn: the live
+        list may have been replaced a moment earlier, and a button found before that (an element handle) is
+        detached, so its click would submit nothing ("form is not connected")."""
+        clicked = await self.page.evaluate(
+            """slotId => {
+                const button = document.querySelector(
+                    `[data-testid="slot-list"] [data-testid="hold-slot"][data-slot-id="${slotId}"]`);
+                if (button) { button.click(); }
+                return button !== null;
+            }""", str(slot_id))
+        assert clicked, f"no hold button for slot {slot_id}"
+
     async def offered_slot_ids(self) -> list[str]:
         return [await slot.get_attribute("data-slot-id") for slot in await self.slot_list.get_by_test_id("slot").all()]
 
