@@ -30,11 +30,12 @@ from web.booking.booking_pages import BookingPagesController
 from web.booking.reservation_pages import ReservationPagesController
 from web.clinics.api import ClinicApiController
 from web.clinics.controllers import ClinicPagesController
-from web.core import i18n, rate_limit
+from web.core import rate_limit, templating
 from web.core.controllers import HealthController
 from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
 from web.core.language import LanguageController
+from web.core.locale_middleware import locale_middleware
 from web.core.logging import configure_logging
 from web.core.maintenance import ensure_partitions
 from web.core.security import csrf_config, security_headers_middleware
@@ -58,8 +59,8 @@ MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
 def _configure_jinja(engine: JinjaTemplateEngine) -> None:
-    # gettext (`_`, `{% trans %}`) in the request's language, and the money/date/time filters of web.core.i18n.
-    i18n.configure_jinja(engine.engine)
+    # gettext (`_`, `{% trans %}`) in the request's language, and the money/date/time filters (web.core.templating).
+    templating.configure_jinja(engine.engine)
     engine.engine.filters["species_name"] = species_name
     engine.engine.filters["role_name"] = role_name
 
@@ -160,7 +161,7 @@ def create_app() -> Litestar:
         middleware=[
             DefineMiddleware(security_headers_middleware),
             DefineMiddleware(authentication_middleware),
-            DefineMiddleware(i18n.locale_middleware),
+            DefineMiddleware(locale_middleware),
         ],
         csrf_config=csrf_config(),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -20,6 +20,7 @@ from babel.messages.pofile import read_po, write_po
 from babel.support import Translations
 
 from web.core import i18n
+from web.core.messages import N_
 from web.settings import PROJECT_ROOT
 
 TRANSLATED_LOCALES = [locale for locale in i18n.SUPPORTED_LOCALES if locale != i18n.SOURCE_LOCALE]
@@ -131,7 +132,7 @@ def test_the_app_loads_the_catalogs_it_compiles_in_memory() -> None:
 
 
 def test_a_message_from_python_is_english_as_a_string_and_translated_with_its_parameters() -> None:
-    message = i18n.N_("Use at most %(count)d characters.", count=80)
+    message = N_("Use at most %(count)d characters.", count=80)
     assert message == "Use at most 80 characters."
     assert i18n.translate(message, "id") == "Gunakan paling banyak 80 karakter."
     assert i18n.translate(message, "ja") == "80文字以内で入力してください。"

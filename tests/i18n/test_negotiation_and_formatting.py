@@ -10,7 +10,9 @@ from decimal import Decimal
 import pytest
 
 from web.core import formatting, i18n
-from web.core.i18n import negotiate_locale, parse_accept_language, safe_local_path
+from web.core.i18n import negotiate_locale, parse_accept_language
+from web.core.messages import N_
+from web.core.urls import safe_local_path
 
 
 @dataclass
@@ -125,4 +127,4 @@ def test_an_engine_refusal_reads_whole_in_each_language_with_the_status_inside_t
         translated = i18n.translate(refusal, locale)
         # Neither the sentence nor the status inside it is left in English.
         assert "cannot" not in translated and "no-show" not in translated, (locale, translated)
-        assert i18n.translate(i18n.N_("a no-show"), locale) in translated, (locale, translated)
+        assert i18n.translate(N_("a no-show"), locale) in translated, (locale, translated)

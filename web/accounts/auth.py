@@ -17,7 +17,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from web.core import sql
-from web.core.i18n import N_, Message
+from web.core.messages import N_, Message
 
 SESSION_COOKIE = "vb_session"
 

@@ -21,7 +21,7 @@ import math
 from litestar.exceptions import TooManyRequestsException
 
 from web.core import rate_limit, sql
-from web.core.i18n import N_, Message
+from web.core.messages import N_, Message
 from web.settings import get_settings
 
 # A pair's failures are forgotten this long after its last failure.

@@ -20,7 +20,7 @@ from web.accounts.tables import AuthSession, Pet, User
 from web.clinics.tables import Clinic
 from web.core import rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.settings import get_settings
 
 WRONG_CREDENTIALS = N_("Email or password is wrong.")

@@ -12,7 +12,7 @@ from datetime import date
 from zxcvbn import zxcvbn
 
 from web.core.errors import InvalidInput
-from web.core.i18n import N_, Message
+from web.core.messages import N_, Message
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ()\-]{6,25}$")

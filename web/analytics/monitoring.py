@@ -22,7 +22,7 @@ import asyncpg
 from web.accounts.auth import ROLE_MANAGER, CurrentUser
 from web.core import sql
 from web.core.errors import DomainError
-from web.core.i18n import N_
+from web.core.messages import N_
 
 STATEMENT_TEXT_LIMIT = 400
 SLOW_STATEMENT_COUNT = 10

@@ -43,7 +43,7 @@ from web.accounts.auth import ROLE_MANAGER, CurrentUser
 from web.core import rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.forms import uuid_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 
 VIEW_NAME = "booking_analytics_daily"
 # A manager may refresh the view once a minute: a concurrent refresh re-reads every booking.

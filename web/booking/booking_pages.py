@@ -23,7 +23,7 @@ from web.booking import services, state
 from web.booking.codes import display_booking_code
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.forms import uuid_or_none, version_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.slots.services import bookable_slots
 
 FormData = URLEncodedBody[dict[str, Any]]

@@ -23,7 +23,7 @@ from web.booking import statements as q
 from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.settings import get_settings
 
 SLOT_JUST_TAKEN = N_("Sorry, this slot was just taken. Please choose another time.")

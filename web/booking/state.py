@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from web.core.errors import Conflict
-from web.core.i18n import N_
+from web.core.messages import N_
 
 PENDING_PAYMENT = "pending_payment"
 CONFIRMED = "confirmed"

@@ -11,7 +11,7 @@ from litestar.plugins.htmx import HTMXRequest, HTMXTemplate
 from litestar.response import Template
 
 from web.clinics import services
-from web.core.i18n import N_
+from web.core.messages import N_
 
 
 class ClinicPagesController(Controller):

@@ -5,7 +5,7 @@ an HTML error page (or a redirect to the login page when someone must sign in fi
 sends may produce a 500: constraint violations that slip past a service become 409/422, and only a real
 bug is answered with 500 (and logged).
 
-Messages are ``N_("English")`` (``web.core.i18n``): the API answers them in English, as they are; pages show
+Messages are ``N_("English")`` (``web.core.messages``): the API answers them in English, as they are; pages show
 them in the reader's language (``error.html`` passes them through the ``translate`` filter).
 """
 
@@ -22,7 +22,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.response import Redirect, Template
 
-from web.core.i18n import N_
+from web.core.messages import N_
 
 log = structlog.get_logger(__name__)
 

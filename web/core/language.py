@@ -13,7 +13,9 @@ from litestar.response import Redirect
 
 from web.core import sql
 from web.core.errors import DomainError
-from web.core.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, N_, safe_local_path, supported_locale
+from web.core.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, supported_locale
+from web.core.messages import N_
+from web.core.urls import safe_local_path
 from web.settings import get_settings
 
 

@@ -25,7 +25,7 @@ from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.settings import get_settings
 
 # Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its

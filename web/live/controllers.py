@@ -17,7 +17,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from web.accounts.auth import CurrentUser
 from web.clinics.services import get_clinic
 from web.core.errors import DomainError, InvalidInput, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.live.broker import TOPICS, get_broker
 
 KEEP_ALIVE_SECONDS = 15.0

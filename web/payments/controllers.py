@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 
 from web.accounts.auth import signed_in
 from web.core.errors import DomainError, InvalidInput, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.payments import providers, services
 
 log = structlog.get_logger(__name__)

@@ -21,7 +21,7 @@ from web.booking import services as booking_services
 from web.booking import state
 from web.booking.codes import display_booking_code
 from web.core.errors import DomainError, InvalidInput
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.payments import providers, services
 
 FormData = URLEncodedBody[dict[str, Any]]

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import requests
 
 from web.core.errors import DomainError, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.settings import get_settings
 
 CLINIC = "clinic"

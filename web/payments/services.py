@@ -31,7 +31,7 @@ from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.forms import finite_decimal_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.payments import providers
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
 

@@ -22,7 +22,7 @@ from litestar.response import Redirect, Template
 from web.accounts.auth import CurrentUser, staff_only
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.slots import generation
 from web.slots.generation import BLOCK_REASONS, SlotsHaveBookings, SlotTemplate, StaffOverlap
 

@@ -27,7 +27,7 @@ from web.booking import services as booking_services
 from web.clinics import services as clinic_services
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.forms import uuid_or_none
-from web.core.i18n import N_
+from web.core.messages import N_
 from web.slots import services as slot_services
 
 FormData = URLEncodedBody[dict[str, Any]]

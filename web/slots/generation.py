@@ -53,7 +53,7 @@ from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.formatting import zone_abbreviation
-from web.core.i18n import N_, Message
+from web.core.messages import N_, Message
 
 MAX_RANGE_DAYS = 62
 MAX_DAYS_AHEAD = 366

@@ -13,7 +13,7 @@ from web.accounts.auth import CurrentUser
 from web.booking.statements import BOOKABLE_WITH_NOTICE
 from web.core import sql
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from web.core.i18n import N_
+from web.core.messages import N_
 
 # The design's query 3.3.1, offering only what a hold would take (statements.BOOKABLE_WITH_NOTICE: open, a
 # place left, later than the clinic's minimum booking notice), with the price the booking will charge.
