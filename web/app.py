@@ -20,35 +20,35 @@ from piccolo.engine import engine_finder
 from web.accounts import login_throttle, passwords
 from web.accounts.api import AuthApiController, MeApiController, PetApiController
 from web.accounts.auth import authentication_middleware, role_name
-from web.accounts.controllers import AccountPagesController, PetPagesController, StaffPagesController
+from web.accounts.pages import AccountPagesController, PetPagesController, StaffPagesController
 from web.accounts.validation import species_name
-from web.analytics.controllers import AnalyticsPagesController
+from web.analytics.pages import AnalyticsPagesController
 from web.analytics.services import refresh_booking_analytics
 from web.booking import services as booking_services
 from web.booking.api import BookingApiController, ReservationApiController
-from web.booking.booking_pages import BookingPagesController
-from web.booking.reservation_pages import ReservationPagesController
+from web.booking.pages.bookings import BookingPagesController
+from web.booking.pages.finder import SlotFinderController
+from web.booking.pages.holds import ReservationPagesController
+from web.booking.pages.payment import PayPagesController
 from web.clinics.api import ClinicApiController
-from web.clinics.controllers import ClinicPagesController
+from web.clinics.pages import ClinicPagesController
 from web.core import rate_limit, templating
-from web.core.controllers import HealthController
+from web.core.api import HealthController
 from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
-from web.core.language import LanguageController
 from web.core.locale_middleware import locale_middleware
 from web.core.logging import configure_logging
 from web.core.maintenance import ensure_partitions
+from web.core.pages import LanguageController
 from web.core.security import csrf_config, security_headers_middleware
-from web.desk.controllers import DeskPagesController
+from web.desk.pages import DeskPagesController
 from web.live.broker import close_broker
-from web.live.controllers import LiveController
+from web.live.streams import LiveController
 from web.payments.api import PaymentApiController
-from web.payments.controllers import SandboxPagesController
-from web.payments.pay_pages import PayPagesController
+from web.payments.pages import SandboxPagesController
 from web.settings import PROJECT_ROOT, get_settings
-from web.slots.admin_pages import SlotAdminPagesController
 from web.slots.api import SlotApiController
-from web.slots.controllers import SlotFinderController
+from web.slots.pages import SlotAdminPagesController
 
 PARTITION_JOB_LOCK = 0x7E7B00C1
 RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2

@@ -24,8 +24,8 @@ from tests.booking_pages_owner.conftest import (
 )
 from tests.db.factories import local_start, start_between
 from web.booking import services as booking_services
-from web.booking.booking_pages import booking_qr_svg
 from web.booking.codes import display_booking_code
+from web.booking.pages.bookings import booking_qr_svg
 from web.core import sql
 from web.payments import services as payment_services
 

@@ -1,7 +1,7 @@
 """A page that lost its live connection catches up when it comes back: the app process serving it stops,
 a place is taken meanwhile (nobody is there to tell the page), and once a process answers on the same
 address again the page's event stream reconnects by itself and the list shows the change, without a
-reload. The stream's first event after every connection is what makes this work (web/live/controllers.py).
+reload. The stream's first event after every connection is what makes this work (web/live/streams.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ class ServiceRow:
 
 
 class ServicesTable:
-    """The table of a clinic's services (``partials/clinic_services.html``), wherever it is shown."""
+    """The table of a clinic's services (``clinics/_services.html``), wherever it is shown."""
 
     def __init__(self, scope: Locator):
         self.table = scope.get_by_test_id("service-table")

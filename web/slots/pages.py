@@ -156,7 +156,7 @@ class SlotAdminPagesController(Controller):
             notice = {"kind": done, **{key: _count(query.get(key)) for key in
                                        ("created", "existing", "past", "changed", "unchanged", "started",
                                         "cancelled", "holds")}}
-        return Template("desk_slots/list.html", status_code=status, context={
+        return Template("slots/list.html", status_code=status, context={
             **choices, "zone": zone, "today": today, "first_day": first_day, "last_day": last_day,
             "staff_filter": staff_id, "service_filter": service_id, "slots": slots, "notice": notice,
             "error": error, "errors": errors or {}, "reasons": REASON_NAMES,
@@ -175,7 +175,7 @@ class SlotAdminPagesController(Controller):
     async def _generate_page(self, request: Request, clinic_id: UUID, values: dict, errors: dict,
                              error: str | None = None, clashes: list | None = None, status: int = 200) -> Template:
         choices = await generation.clinic_choices(request.user, clinic_id)
-        return Template("desk_slots/generate.html", status_code=status, context={
+        return Template("slots/generate.html", status_code=status, context={
             **choices, "values": values, "errors": errors, "error": error, "clashes": clashes or [],
             "weekday_names": WEEKDAYS, "zone": choices["clinic"]["timezone"],
         })
@@ -273,7 +273,7 @@ class SlotAdminPagesController(Controller):
                                          range_values=range_values)
         except SlotsHaveBookings as exc:
             choices = await generation.clinic_choices(request.user, clinic_id)
-            return Template("desk_slots/confirm_cancel.html", status_code=409, context={
+            return Template("slots/confirm_cancel.html", status_code=409, context={
                 **choices, "zone": choices["clinic"]["timezone"], "detail": exc.detail,
                 "bookings": [asdict(booking) for booking in exc.bookings], "holds": exc.holds,
                 "cancellable": exc.cancellable, "hidden_fields": _selection_fields(selection),

@@ -60,7 +60,7 @@ class PayPagesController(Controller):
 
     async def _page(self, request: Request, booking_id: UUID, status: int = 200, error: str | None = None) -> Template:
         booking = await booking_services.owner_booking(request.user, booking_id)
-        return Template("payments/pay.html", status_code=status, context={
+        return Template("booking/pay.html", status_code=status, context={
             "booking": booking, "code": display_booking_code(booking["booking_code"]), "pay_state": payment_state(booking), "providers": providers.enabled_providers(),
             "idempotency_key": new_idempotency_key(), "error": error,
         })

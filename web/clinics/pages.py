@@ -18,7 +18,7 @@ class ClinicPagesController(Controller):
     include_in_schema = False
     @get("/", name="home")
     async def home(self) -> Template:
-        return Template("home.html", context={"clinics": await services.list_clinics()})
+        return Template("clinics/home.html", context={"clinics": await services.list_clinics()})
 
     @get("/clinics/{clinic_id:uuid}/services", name="clinic_services")
     async def clinic_services(self, request: HTMXRequest, clinic_id: FromPath[UUID]) -> Template:
@@ -27,6 +27,6 @@ class ClinicPagesController(Controller):
             raise NotFoundException(N_("No such clinic."))
         context = {"clinic": clinic, "services": await services.list_active_services(clinic_id)}
         if request.htmx:
-            return HTMXTemplate(template_name="partials/clinic_services.html", context=context)
+            return HTMXTemplate(template_name="clinics/_services.html", context=context)
         # Without JavaScript the link is a plain navigation: render the whole page.
-        return Template("clinic_services.html", context=context)
+        return Template("clinics/services.html", context=context)

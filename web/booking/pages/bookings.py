@@ -77,12 +77,12 @@ class BookingPagesController(Controller):
     async def my_bookings(self, request: Request) -> Template:
         bookings = await services.owner_bookings(request.user)
         upcoming, past = split_upcoming_and_past(bookings, datetime.now(UTC))
-        return Template("bookings/list.html", context={"upcoming": upcoming, "past": past})
+        return Template("booking/list.html", context={"upcoming": upcoming, "past": past})
 
     @get("/{booking_id:uuid}", name="booking_page")
     async def booking_page(self, request: Request, booking_id: FromPath[UUID]) -> Template:
         booking = await services.owner_booking(request.user, booking_id)
-        return Template("bookings/detail.html", context={
+        return Template("booking/detail.html", context={
             **_page_context(booking), "qr_svg": booking_qr_svg(booking["booking_code"]),
         })
 
@@ -92,7 +92,7 @@ class BookingPagesController(Controller):
                            conflict: str | None = None, errors: dict | None = None,
                            values: dict | None = None) -> Template:
         booking = await services.owner_booking(request.user, booking_id)
-        return Template("bookings/cancel.html", status_code=status, context={
+        return Template("booking/cancel.html", status_code=status, context={
             **_page_context(booking),
             "preview": services.cancellation_preview(request.user, booking),
             "reasons": services.CANCELLATION_REASONS,
@@ -144,7 +144,7 @@ class BookingPagesController(Controller):
                 change = services.price_change(booking, Decimal(slot["price"] or 0))
                 if slot["slot_id"] != booking["slot_id"] and change.refused is None:
                     slots.append({**slot, "change": change})
-        return Template("bookings/reschedule.html", status_code=status, context={
+        return Template("booking/reschedule.html", status_code=status, context={
             **_page_context(booking), "day": day, "slots": slots, "day_error": day_error,
             "days": [today + timedelta(days=offset) for offset in range(RESCHEDULE_DAYS)],
             "error": error, "conflict": conflict,

@@ -16,8 +16,8 @@ from litestar.response import Redirect, Template
 
 from web.accounts.auth import owner_only
 from web.booking import services
+from web.booking.pages.finder import finder_url
 from web.core.errors import Conflict, Gone, InvalidInput
-from web.slots.controllers import finder_url
 
 FormData = URLEncodedBody[dict[str, Any]]
 MAX_NOTES = 2000
