@@ -12,8 +12,8 @@ import pytest
 from tests.accounts.helpers import CSRF_INPUT, api_token, csrf_token, make_person, web_session
 from web.accounts import passwords, services
 from web.accounts.auth import SESSION_COOKIE
+from web.accounts.services import NO_PASSWORD
 from web.core import sql
-from web.desk.services import NO_PASSWORD
 
 EN = {"Accept-Language": "en"}
 GOOD_PASSWORD = "kucing-oren-suka-tidur"

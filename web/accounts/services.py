@@ -28,6 +28,15 @@ SIGNUP_LIMITED = N_("Too many new accounts from your network. Wait a minute and 
 TOKEN_LIMITED = N_("Too many login attempts from your network. Wait a minute and try again.")
 
 
+# An owner created at the desk has no password: they never chose one. users.password_hash is NOT NULL,
+# so it holds a marker that is not an argon2 hash: verify_password answers False for it (InvalidHashError),
+# so nobody can log in with it, whatever they type.
+NO_PASSWORD = "!no-password:created-at-the-desk"
+# users.email is NOT NULL and unique; an owner without an email (common at a front desk) gets an address
+# of the reserved .invalid domain (RFC 2606): it can never receive mail nor collide with a real one.
+NO_EMAIL_DOMAIN = "no-email.invalid"
+
+
 class InvalidCredentials(DomainError):
     def __init__(self) -> None:
         super().__init__(detail=WRONG_CREDENTIALS, status=401, title="Unauthorized")
@@ -58,6 +67,34 @@ async def register_owner(data: dict, client_address: str) -> dict:
     except asyncpg.UniqueViolationError as exc:
         raise InvalidInput({"email": N_("An account with this email already exists. Log in instead.")}) from exc
     return rows[0]
+
+
+async def email_is_taken(email: str) -> bool:
+    """Whether an account uses ``email`` already (compared without case, as the unique index does)."""
+    return await sql.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))", email)
+
+
+async def create_owner_at_desk(name: str, phone: str, email: str | None) -> UUID:
+    """An owner the desk registers on the spot (already validated by the desk's form): no password (they
+    can set one later by resetting it), and without an email an address nobody can receive mail at. Runs
+    in the caller's transaction (the desk's booking), so a refused booking leaves no owner behind."""
+    rows = await User.insert(User(
+        email=email or f"desk-{secrets.token_hex(8)}@{NO_EMAIL_DOMAIN}", name=name, phone=phone, role=ROLE_OWNER,
+        password_hash=NO_PASSWORD,
+    )).returning(User.user_id)
+    return rows[0]["user_id"]
+
+
+async def add_pet_at_desk(owner_id: UUID, name: str, species: str) -> UUID:
+    """A pet the desk adds for an owner (name and species only, already validated), in the caller's
+    transaction."""
+    rows = await Pet.insert(Pet(owner_id=owner_id, name=name, species=species)).returning(Pet.pet_id)
+    return rows[0]["pet_id"]
+
+
+async def save_locale(user_id: UUID, locale: str) -> None:
+    """The language this person picked with the switcher: their pages come in it on every device."""
+    await User.update({User.locale: locale}).where(User.user_id == user_id)
 
 
 async def authenticate(email: object, password: object, client_address: str) -> dict:

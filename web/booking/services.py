@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from uuid import UUID
 
@@ -24,7 +24,9 @@ from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
 from web.core.messages import N_
+from web.payments import ledger
 from web.settings import get_settings
+from web.slots import places
 
 SLOT_JUST_TAKEN = N_("Sorry, this slot was just taken. Please choose another time.")
 
@@ -85,8 +87,7 @@ def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
 
 
 async def _require_own_pet(owner: CurrentUser, pet_id: UUID) -> None:
-    owns = await sql.fetchval("SELECT EXISTS (SELECT 1 FROM pets WHERE pet_id = $1 AND owner_id = $2)",
-                              pet_id, owner.user_id)
+    owns = await sql.fetchval(q.PET_OF_OWNER, pet_id, owner.user_id)
     if not owns:
         raise NotFound(N_("No such pet."))
 
@@ -112,8 +113,7 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
                               count=settings.max_active_holds))
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
-        taken = await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"], q.WITH_NOTICE)
-        if taken is None:
+        if not await places.take_place(slot_id, slot["date"], with_notice=places.WITH_NOTICE):
             raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
         reservation = await sql.fetchrow(
             q.INSERT_RESERVATION, owner.user_id, pet_id, slot_id, slot["date"], slot["service_id"],
@@ -127,14 +127,11 @@ async def release(owner: CurrentUser, reservation_id: UUID) -> None:
     async with transaction_as(owner.user_id, reason="release"):
         released = await sql.fetchrow(q.RELEASE_RESERVATION, reservation_id, owner.user_id)
         if released is None:
-            status = await sql.fetchval(
-                "SELECT status FROM reservations WHERE reservation_id = $1 AND user_id = $2",
-                reservation_id, owner.user_id,
-            )
+            status = await sql.fetchval(q.HOLD_STATUS, reservation_id, owner.user_id)
             if status is None:
                 raise NotFound(N_("No such hold."))
             raise Conflict(HOLD_IS_OVER.get(status, N_("This hold is no longer pending.")))
-        await sql.execute(q.RETURN_PLACES, released["slot_id"], released["slot_date"], 1)
+        await places.give_back(released["slot_id"], released["slot_date"])
 
 
 async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, notes: str | None = None,
@@ -161,7 +158,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
         if reservation["is_expired"]:
             # Hand the place back now (the expiry job would do it a moment later) and say so after commit.
             await sql.execute(q.EXPIRE_ONE_RESERVATION, reservation_id)
-            await sql.execute(q.RETURN_PLACES, reservation["slot_id"], reservation["slot_date"], 1)
+            await places.give_back(reservation["slot_id"], reservation["slot_date"])
             expired = True
         else:
             slot = await _slot(reservation["slot_id"])
@@ -177,7 +174,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                 None, None, None,
             )
             await sql.execute(q.CONFIRM_RESERVATION, reservation_id)
-            await sql.execute(q.MARK_FULL_SLOT_BOOKED, slot["slot_id"], slot["date"])
+            await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
     if expired:
         raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
     return dict(booking)
@@ -242,19 +239,12 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
                     "refund_amount": str(refunded)} if policy else {"refund_percentage": 0, "policy_applied": "unpaid"}
         await transaction.connection.execute("SELECT set_config('app.change_metadata', $1, true)",
                                              _json(metadata))
-        updated = await sql.fetchrow(
-            """
-            UPDATE bookings SET status = 'cancelled', payment_status = $3, refunded_amount = $4,
-                cancelled_at = now(), cancellation_reason = $5, cancellation_notes = $6, version = version + 1
-            WHERE booking_id = $1 AND created_at = $2
-            RETURNING *
-            """,
-            booking_id, booking["created_at"], payment_status, refunded, reason, notes,
-        )
+        updated = await sql.fetchrow(q.CANCEL_BOOKING, booking_id, booking["created_at"], payment_status, refunded,
+                                     reason, notes)
         if refunded > 0 and booking["payment_id"] is not None:
-            await sql.execute(q.RECORD_REFUND_ON_PAYMENT, booking["payment_id"], refunded, _json(metadata))
-        await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, booking_id)
-        await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+            await ledger.record_refund(booking["payment_id"], refunded, metadata)
+        await ledger.end_waiting_payments_of_chain(booking_id)
+        await places.give_back(booking["slot_id"], booking["slot_date"])
     return dict(updated)
 
 
@@ -346,26 +336,23 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
         moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
         for _slot_id, move in moves:
             if move == "take":
-                if await sql.fetchrow(q.TAKE_PLACE, new_slot["slot_id"], new_slot["date"], q.WITH_NOTICE) is None:
+                if not await places.take_place(new_slot["slot_id"], new_slot["date"], with_notice=places.WITH_NOTICE):
                     raise SlotUnavailable(_why_slot_cannot_be_held(new_slot, _now()))
             else:
-                await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+                await places.give_back(booking["slot_id"], booking["slot_date"])
         if change.new_price != booking["final_amount"]:
             # The history row of the old booking says what the move did to the money.
             money = {"old_price": str(booking["final_amount"]), "new_price": str(change.new_price)}
             if change.refund:
                 money.update(refund_amount=str(change.refund), policy_applied="reschedule_price_difference")
             await transaction.connection.execute("SELECT set_config('app.change_metadata', $1, true)", _json(money))
-        await sql.execute(
-            "UPDATE bookings SET status = 'rescheduled', version = version + 1 WHERE booking_id = $1 AND created_at = $2",
-            booking_id, booking["created_at"],
-        )
+        await sql.execute(q.MARK_RESCHEDULED, booking_id, booking["created_at"])
         status, payment_status, due = _replacement_terms(actor, booking, new_slot, change)
         # A payment that took money stays the booking's; an attempt still waiting stays only while the
         # amount it asks for is the amount due.
         carried_payment = booking["payment_id"] if change.paid > 0 else None
         if not _still_waits_for_the_same_amount(booking, change):
-            await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, booking_id)
+            await ledger.end_waiting_payments_of_chain(booking_id)
         replacement = await sql.fetchrow(
             q.INSERT_BOOKING,
             None, booking["user_id"], booking["pet_id"], booking["clinic_id"], booking["service_id"],
@@ -373,16 +360,14 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
             change.new_price, Decimal(0), change.new_price, booking["currency"], booking["notes"],
             booking["booking_source"], due, carried_payment, booking_id, booking["created_at"],
         )
-        await sql.execute(q.MARK_FULL_SLOT_BOOKED, new_slot["slot_id"], new_slot["date"])
+        await places.mark_full_if_no_place_left(new_slot["slot_id"], new_slot["date"])
         if carried_payment is not None:
             note = {"carried_to_booking": str(replacement["booking_id"])}
             if change.refund:
-                await sql.execute(q.RECORD_REFUND_ON_PAYMENT, carried_payment, change.refund,
-                                  _json({**note, "refund_reason": "reschedule_price_difference"}))
+                await ledger.record_refund(carried_payment, change.refund,
+                                           {**note, "refund_reason": "reschedule_price_difference"})
             else:
-                await sql.execute(
-                    "UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb "
-                    "WHERE payment_id = $1", carried_payment, _json(note))
+                await ledger.add_note(carried_payment, note)
     return dict(replacement)
 
 
@@ -395,15 +380,7 @@ async def _staff_transition(actor: CurrentUser, booking_id: UUID, version: int, 
         state.require_transition(booking["status"], wanted)
         if wanted == state.NO_SHOW and booking["start_time"] > _now():
             raise Conflict(N_("A visit can be marked as a no-show only after its start time."))
-        updated = await sql.fetchrow(
-            """
-            UPDATE bookings SET status = $3::text, version = version + 1,
-                completed_at = CASE WHEN $3::text = 'completed' THEN now() ELSE completed_at END
-            WHERE booking_id = $1 AND created_at = $2
-            RETURNING *
-            """,
-            booking_id, booking["created_at"], wanted,
-        )
+        updated = await sql.fetchrow(q.CHANGE_STATUS_AT_DESK, booking_id, booking["created_at"], wanted)
     return dict(updated)
 
 
@@ -422,14 +399,63 @@ async def mark_no_show(actor: CurrentUser, booking_id: UUID, version: int) -> di
     return await _staff_transition(actor, booking_id, version, state.NO_SHOW, "no_show")
 
 
+# ------------------------------------------------------------------ asked for by payments and slot blocking
+# These run in the caller's transaction, after it locked the booking (BOOKING_FOR_UPDATE): payments lock the
+# booking first and then its payment, as cancel does.
+
+
+async def booking_for_update(booking_id: UUID) -> asyncpg.Record | None:
+    """The booking (with its visit's start and end and its clinic's refund rules), row-locked; None when
+    there is none. For a caller that checks who may act itself (payments: the owner, or the desk)."""
+    return await sql.fetchrow(q.BOOKING_FOR_UPDATE, booking_id)
+
+
+async def booking_now_holding_the_place(booking_id: UUID) -> asyncpg.Record:
+    """``booking_id`` row-locked, or, when it was rescheduled, the booking that replaced it (a wait for
+    payment moves to the replacement with the place)."""
+    booking = await booking_for_update(booking_id)
+    while booking["status"] == state.RESCHEDULED:
+        replacement = await sql.fetchval(q.REPLACEMENT_OF, booking["booking_id"], booking["created_at"])
+        if replacement is None:
+            break
+        booking = await booking_for_update(replacement)
+    return booking
+
+
+async def confirm_paid(booking: asyncpg.Record, payment_id: UUID) -> None:
+    """The booking's money was taken by ``payment_id``: pending_payment → confirmed, paid."""
+    state.require_transition(booking["status"], state.CONFIRMED)
+    await sql.fetchrow(q.CONFIRM_PAID_BOOKING, booking["booking_id"], booking["created_at"], payment_id)
+
+
+async def record_late_refund(booking: asyncpg.Record, payment_id: UUID) -> None:
+    """Money arrived for a booking cancelled before it was paid, and went back in full: the booking says
+    so (payment_status 'refunded') and stays cancelled."""
+    await sql.fetchrow(q.RECORD_BOOKING_REFUND, booking["booking_id"], booking["created_at"], payment_id)
+
+
+async def set_payment_due(booking: asyncpg.Record, due: datetime) -> None:
+    """The booking waits for its payment until ``due`` (the visit's start, when the money is taken there)."""
+    await sql.execute(q.SET_PAYMENT_DUE, booking["booking_id"], booking["created_at"], due)
+
+
+async def cancel_holds_on_blocked_slots(reservation_ids: list[UUID]) -> list[tuple[UUID, date, int]]:
+    """Cancel these pending holds (their slots are being blocked, and are locked by the caller); the
+    places they held, as (slot_id, day, places), for the caller to give back. The holds are locked NOWAIT:
+    a hold being confirmed right now has its row locked, and its confirm waits for the slot rows the caller
+    holds; waiting here would deadlock (asyncpg.LockNotAvailableError instead)."""
+    await sql.execute(q.LOCK_HOLDS_NOWAIT, reservation_ids)
+    return [(row["slot_id"], row["slot_date"], 1) for row in await sql.fetch(q.CANCEL_HOLDS, reservation_ids)]
+
+
 # ------------------------------------------------------------------ expiry (background jobs)
 
 
 async def expire_holds(batch_size: int = 500) -> int:
     """Expire pending holds past their expiry and return their places. Returns how many places came back."""
     async with transaction_as(None, reason="hold_expired"):
-        rows = await sql.fetch(q.EXPIRE_HOLDS, batch_size)
-    return sum(row["places"] for row in rows)
+        expired = await sql.fetch(q.EXPIRE_HOLDS, batch_size)
+        return await places.give_back_many((row["slot_id"], row["slot_date"], 1) for row in expired)
 
 
 async def expire_unpaid_bookings(batch_size: int = 200) -> int:
@@ -441,19 +467,9 @@ async def expire_unpaid_bookings(batch_size: int = 200) -> int:
             booking = await sql.fetchrow(q.BOOKING_FOR_EXPIRY, row["booking_id"])
             if booking is None or booking["status"] != state.PENDING_PAYMENT or booking["payment_due_at"] > _now():
                 continue  # being changed (the next run retries), or paid or cancelled meanwhile
-            await sql.execute(
-                """
-                UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_at = now(),
-                    cancellation_reason = 'payment_expired', version = version + 1
-                WHERE booking_id = $1 AND created_at = $2
-                """,
-                booking["booking_id"], booking["created_at"],
-            )
-            await sql.execute(
-                "UPDATE payment_records SET status = 'expired' WHERE booking_id = $1 AND status = 'pending'",
-                booking["booking_id"],
-            )
-            await sql.execute(q.RETURN_PLACES, booking["slot_id"], booking["slot_date"], 1)
+            await sql.execute(q.CANCEL_UNPAID, booking["booking_id"], booking["created_at"])
+            await ledger.end_waiting_payments(booking["booking_id"])
+            await places.give_back(booking["slot_id"], booking["slot_date"])
             expired += 1
     return expired
 
@@ -620,16 +636,12 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
     if not staff.works_at(slot["clinic_id"]):
         raise NotFound(N_("No such slot."))
     async with transaction_as(staff.user_id, reason=source):
-        owns = await sql.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id "
-            "WHERE p.pet_id = $1 AND p.owner_id = $2 AND u.role = 'owner')",
-            pet_id, owner_id,
-        )
+        owns = await sql.fetchval(q.PET_OF_OWNER, pet_id, owner_id)
         if not owns:
             raise InvalidInput({"pet_id": N_("This pet does not belong to this owner.")})
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
-        if await sql.fetchrow(q.TAKE_PLACE, slot_id, slot["date"], q.WITHOUT_NOTICE) is None:
+        if not await places.take_place(slot_id, slot["date"], with_notice=places.WITHOUT_NOTICE):
             raise SlotUnavailable(_why_desk_cannot_book(slot, _now()))
         price = Decimal(slot["price"] or 0)
         free = price == 0
@@ -640,7 +652,7 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
             price, Decimal(0), price, slot["currency"], (notes or "").strip() or None, source,
             None if free else slot["start_time"], None, None, None,
         )
-        await sql.execute(q.MARK_FULL_SLOT_BOOKED, slot["slot_id"], slot["date"])
+        await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
     return dict(booking)
 
 

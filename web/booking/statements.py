@@ -1,5 +1,6 @@
 """The booking engine's SQL that Piccolo cannot express: guarded UPDATEs whose WHERE clause *is* the rule,
 row locks, and set-based expiry. Each statement is used inside one transaction by web/booking/services.py.
+A slot's places change through web/slots/places.py, a payment's record through web/payments/ledger.py.
 
 Every statement that touches a slot names its partition key (``date``) so PostgreSQL prunes to one month.
 """
@@ -12,44 +13,6 @@ FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
 JOIN clinics c ON c.clinic_id = s.clinic_id
 WHERE s.slot_id = $1
-"""
-
-# When a place of slot ``s`` (with its clinic ``c``) can be taken now: open, a place left, and not started —
-# for owners also later than the clinic's minimum booking notice. The notice protects the clinic from online
-# bookings it cannot prepare for; a receptionist booking a walk-in for the next free slot is the clinic
-# itself, standing next to the pet. TAKE_PLACE and every list that offers slots use this one condition, so
-# nothing is offered that taking would refuse.
-BOOKABLE_WITH_NOTICE = """(s.status = 'available' AND s.remaining > 0
-  AND s.start_time > now() + make_interval(mins => c.min_booking_notice_minutes))"""
-BOOKABLE_AT_DESK = """(s.status = 'available' AND s.remaining > 0 AND s.start_time > now())"""
-
-# The hold: the guard and the decrement are one statement, so two buyers can never both take the last
-# place (the row lock makes the second wait, then re-check remaining > 0). Nothing else is written
-# unless this returns a row (the design wrote the reservation first).
-TAKE_PLACE = f"""
-UPDATE slots s
-SET remaining = s.remaining - 1, version = s.version + 1
-FROM clinics c
-WHERE s.slot_id = $1 AND s.date = $2 AND c.clinic_id = s.clinic_id
-  AND CASE WHEN $3::boolean THEN {BOOKABLE_WITH_NOTICE} ELSE {BOOKABLE_AT_DESK} END
-RETURNING s.slot_id, s.remaining
-"""
-# TAKE_PLACE's third parameter.
-WITH_NOTICE = True
-WITHOUT_NOTICE = False
-
-# Give one place back. A slot staff blocked ('maintenance', 'unavailable') stays blocked; only a slot
-# that was full ('booked') becomes available again.
-RETURN_PLACES = """
-UPDATE slots
-SET remaining = remaining + $3, version = version + 1,
-    status = CASE WHEN status = 'booked' THEN 'available' ELSE status END
-WHERE slot_id = $1 AND date = $2
-"""
-
-MARK_FULL_SLOT_BOOKED = """
-UPDATE slots SET status = 'booked', version = version + 1
-WHERE slot_id = $1 AND date = $2 AND remaining = 0 AND status = 'available'
 """
 
 # Serialises one owner's holds, so that the per-owner limit and the same-pet overlap check cannot be
@@ -72,6 +35,14 @@ SELECT EXISTS (
       AND b.booking_id IS DISTINCT FROM $4
       AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
 )
+"""
+
+HOLD_STATUS = "SELECT status FROM reservations WHERE reservation_id = $1 AND user_id = $2"
+
+# The pet is this owner's (and the owner is an owner: the desk books only for owners).
+PET_OF_OWNER = """
+SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id
+               WHERE p.pet_id = $1 AND p.owner_id = $2 AND u.role = 'owner')
 """
 
 INSERT_RESERVATION = """
@@ -107,6 +78,31 @@ INSERT INTO bookings (
 RETURNING *
 """
 
+CANCEL_BOOKING = """
+UPDATE bookings SET status = 'cancelled', payment_status = $3, refunded_amount = $4,
+    cancelled_at = now(), cancellation_reason = $5, cancellation_notes = $6, version = version + 1
+WHERE booking_id = $1 AND created_at = $2
+RETURNING *
+"""
+
+MARK_RESCHEDULED = """
+UPDATE bookings SET status = 'rescheduled', version = version + 1 WHERE booking_id = $1 AND created_at = $2
+"""
+
+# check-in, complete, no-show (the transition was checked by state.require_transition).
+CHANGE_STATUS_AT_DESK = """
+UPDATE bookings SET status = $3::text, version = version + 1,
+    completed_at = CASE WHEN $3::text = 'completed' THEN now() ELSE completed_at END
+WHERE booking_id = $1 AND created_at = $2
+RETURNING *
+"""
+
+CANCEL_UNPAID = """
+UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_at = now(),
+    cancellation_reason = 'payment_expired', version = version + 1
+WHERE booking_id = $1 AND created_at = $2
+"""
+
 BOOKING_FOR_UPDATE = """
 SELECT b.*, s.start_time, s.end_time, c.refund_deadline_hours, c.timezone
 FROM bookings b
@@ -128,33 +124,27 @@ WHERE b.booking_id = $1
 FOR UPDATE OF b SKIP LOCKED
 """
 
-# Set-based expiry of holds: one statement marks them expired and returns their places, slot rows
-# locked in slot_id order (the same order as every other multi-slot statement: no deadlock).
+# Set-based expiry of holds: one statement marks a batch expired (holds someone is confirming right now are
+# passed over) and says which slots get their places back (web/slots/places.py gives them back).
 EXPIRE_HOLDS = """
-WITH expired AS (
-    UPDATE reservations SET status = 'expired'
-    WHERE reservation_id IN (
-        SELECT reservation_id FROM reservations
-        WHERE status = 'pending' AND expires_at <= now()
-        ORDER BY expires_at
-        LIMIT $1
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING slot_id, slot_date
-), per_slot AS (
-    SELECT slot_id, slot_date, count(*)::int AS places FROM expired GROUP BY slot_id, slot_date
-), locked AS (
-    SELECT s.slot_id, s.date, p.places
-    FROM slots s JOIN per_slot p ON p.slot_id = s.slot_id AND p.slot_date = s.date
-    ORDER BY s.slot_id
-    FOR UPDATE OF s
+UPDATE reservations SET status = 'expired'
+WHERE reservation_id IN (
+    SELECT reservation_id FROM reservations
+    WHERE status = 'pending' AND expires_at <= now()
+    ORDER BY expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
 )
-UPDATE slots s
-SET remaining = s.remaining + l.places, version = s.version + 1,
-    status = CASE WHEN s.status = 'booked' THEN 'available' ELSE s.status END
-FROM locked l
-WHERE s.slot_id = l.slot_id AND s.date = l.date
-RETURNING s.slot_id, l.places
+RETURNING slot_id, slot_date
+"""
+
+# Holds on slots being blocked: locked NOWAIT (see web/slots/generation.py, "Blocking", for why), then cancelled; their
+# owners' confirm then answers "This hold was already released".
+LOCK_HOLDS_NOWAIT = "SELECT 1 FROM reservations WHERE reservation_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
+CANCEL_HOLDS = """
+UPDATE reservations SET status = 'cancelled'
+WHERE reservation_id = ANY($1::uuid[]) AND status = 'pending'
+RETURNING slot_id, slot_date
 """
 
 UNPAID_PAST_DUE = """
@@ -183,28 +173,26 @@ WHERE s.remaining <> s.capacity - COALESCE(h.pending, 0) - COALESCE(b.kept, 0)
 ORDER BY s.date, s.slot_id
 """
 
-# Money returned from a settled payment, added to what it already returned (a reschedule to a cheaper time,
-# then a cancellation, both return part of the same payment). Fully returned: 'refunded'.
-RECORD_REFUND_ON_PAYMENT = """
-UPDATE payment_records
-SET refund_amount = COALESCE(refund_amount, 0) + $2, refunded_at = now(),
-    status = CASE WHEN COALESCE(refund_amount, 0) + $2 >= amount THEN 'refunded' ELSE 'partially_refunded' END,
-    metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb
-WHERE payment_id = $1 AND status IN ('completed', 'partially_refunded')
-RETURNING payment_id, status, refund_amount
+# What a payment does to its booking (web/payments/services.py asks through the engine's confirm_paid,
+# record_late_refund and set_payment_due). Guarded: only a booking still waiting for payment is confirmed.
+CONFIRM_PAID_BOOKING = """
+UPDATE bookings SET status = 'confirmed', payment_status = 'paid', payment_id = $3, version = version + 1
+WHERE booking_id = $1 AND created_at = $2 AND status = 'pending_payment'
+RETURNING booking_id
 """
 
-# Payment attempts still waiting for the money of a booking or of the bookings it was rescheduled from
-# (an attempt names the booking it was started for): they end when the amount due changes or the booking
-# is cancelled. A gateway that settles one of them later is answered by web/payments/services.py.
-EXPIRE_PENDING_PAYMENTS_OF_CHAIN = """
-WITH RECURSIVE chain(booking_id, from_id, depth) AS (
-    SELECT b.booking_id, b.rescheduled_from_booking_id, 0 FROM bookings b WHERE b.booking_id = $1
-    UNION ALL
-    SELECT e.booking_id, e.rescheduled_from_booking_id, chain.depth + 1
-    FROM chain JOIN bookings e ON e.booking_id = chain.from_id
-    WHERE chain.depth < 20
-)
-UPDATE payment_records SET status = 'expired'
-WHERE status = 'pending' AND booking_id IN (SELECT booking_id FROM chain)
+# The cancelled booking says where its money went: taken once, returned in full. Its status stays.
+RECORD_BOOKING_REFUND = """
+UPDATE bookings SET payment_status = 'refunded', refunded_amount = final_amount, payment_id = $3,
+    version = version + 1
+WHERE booking_id = $1 AND created_at = $2 AND status = 'cancelled' AND payment_id IS NULL
+RETURNING booking_id
+"""
+
+# The money is taken at the visit: the wait for payment lasts until the start.
+SET_PAYMENT_DUE = "UPDATE bookings SET payment_due_at = $3 WHERE booking_id = $1 AND created_at = $2"
+
+# The booking's replacement in a reschedule, whose status it hands on to.
+REPLACEMENT_OF = """
+SELECT booking_id FROM bookings WHERE rescheduled_from_booking_id = $1 AND rescheduled_from_created_at = $2
 """

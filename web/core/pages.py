@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
-from web.core import sql
+from web.accounts import services as accounts
 from web.core.errors import DomainError
 from web.core.i18n import LANGUAGE_COOKIE, LANGUAGE_COOKIE_MAX_AGE, supported_locale
 from web.core.messages import N_
@@ -31,7 +31,7 @@ class LanguageController(Controller):
             raise DomainError(N_("This language is not available."), status=400)
         user = request.scope.get("user")
         if user is not None:
-            await sql.execute("UPDATE users SET locale = $1 WHERE user_id = $2", locale, user.user_id)
+            await accounts.save_locale(user.user_id, locale)
         response = Redirect(path=safe_local_path(next) or "/", status_code=303)
         response.set_cookie(
             key=LANGUAGE_COOKIE, value=locale, max_age=LANGUAGE_COOKIE_MAX_AGE, path="/", httponly=True,

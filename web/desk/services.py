@@ -8,7 +8,6 @@ found". Booking rules stay in the engine (web/booking/services.py): a desk booki
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from uuid import UUID
@@ -16,29 +15,24 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from web.accounts import services as accounts
 from web.accounts import validation
 from web.accounts.auth import CurrentUser
+from web.accounts.services import NO_EMAIL_DOMAIN
 from web.booking import services as engine
 from web.booking.codes import normalise_booking_code
-from web.booking.statements import BOOKABLE_AT_DESK
 from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.messages import N_
 from web.settings import get_settings
+from web.slots.statements import BOOKABLE_AT_DESK
 
 # Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its
 # new slot; a cancelled one gave its place back).
 HIDDEN_STATUSES = ("cancelled", "rescheduled")
 
-# An owner created at the desk has no password: they never chose one. users.password_hash is NOT NULL,
-# so it holds a marker that is not an argon2 hash: verify_password answers False for it (InvalidHashError),
-# so nobody can log in with it, whatever they type.
-NO_PASSWORD = "!no-password:created-at-the-desk"
-# users.email is NOT NULL and unique; an owner without an email (common at a front desk) gets an address
-# of the reserved .invalid domain (RFC 2606): it can never receive mail nor collide with a real one.
-NO_EMAIL_DOMAIN = "no-email.invalid"
 
 
 # ------------------------------------------------------------------ clinics and days
@@ -380,7 +374,7 @@ async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
     return (await _with_pets(rows))[0]
 
 
-# What the engine's book_on_behalf can take (statements.TAKE_PLACE without the online booking notice).
+# What the engine's book_on_behalf can take (web/slots/statements.py TAKE_PLACE without the online booking notice).
 _FREE_SLOTS = f"""
 SELECT s.slot_id, s.start_time, s.end_time, s.remaining, s.capacity, sv.name AS service_name,
        st.name AS staff_name, COALESCE(s.price, sv.price) AS price, sv.currency
@@ -446,22 +440,13 @@ async def book_at_desk(staff: CurrentUser, data: dict) -> dict:
         raise InvalidInput(errors)
     if owner_id is not None and not await may_open_owner(staff, owner_id):
         raise InvalidInput({"owner_id": N_("Find the owner by their phone number or email first.")})
-    if new_owner is not None and new_owner["email"] and await sql.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))", new_owner["email"]):
+    if new_owner is not None and new_owner["email"] and await accounts.email_is_taken(new_owner["email"]):
         raise InvalidInput({"owner_email": N_("An account with this email already exists: search for it above.")})
     async with transaction_as(staff.user_id, reason=source):
         if new_owner is not None:
-            owner_id = await sql.fetchval(
-                "INSERT INTO users (email, name, phone, role, password_hash) VALUES ($1, $2, $3, 'owner', $4) "
-                "RETURNING user_id",
-                new_owner["email"] or f"desk-{secrets.token_hex(8)}@{NO_EMAIL_DOMAIN}", new_owner["name"],
-                new_owner["phone"], NO_PASSWORD,
-            )
+            owner_id = await accounts.create_owner_at_desk(new_owner["name"], new_owner["phone"], new_owner["email"])
         if new_pet is not None:
-            pet_id = await sql.fetchval(
-                "INSERT INTO pets (owner_id, name, species) VALUES ($1, $2, $3) RETURNING pet_id",
-                owner_id, new_pet["name"], new_pet["species"],
-            )
+            pet_id = await accounts.add_pet_at_desk(owner_id, new_pet["name"], new_pet["species"])
         return await engine.book_on_behalf(staff, owner_id, pet_id, slot_id, source, notes)
 
 

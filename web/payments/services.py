@@ -25,14 +25,15 @@ import asyncpg
 import structlog
 
 from web.accounts.auth import ROLE_OWNER, CurrentUser
+from web.booking import services as engine
 from web.booking import state
-from web.booking import statements as booking_sql
 from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.forms import finite_decimal_or_none
 from web.core.messages import N_
 from web.payments import providers
+from web.payments import statements as q
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
 
 log = structlog.get_logger(__name__)
@@ -43,95 +44,6 @@ SETTLED = ("completed", "refunded", "partially_refunded")
 # Notification fields kept on the payment (what the gateway said, for support); everything else is dropped.
 _GATEWAY_FIELDS = ("transaction_id", "transaction_status", "fraud_status", "status_code", "payment_type",
                    "transaction_time", "settlement_time", "status_message")
-
-_PAYMENT_COLUMNS = """
-p.payment_id, p.booking_id, p.booking_created_at, p.amount, p.currency, p.payment_method, p.payment_provider,
-p.provider_payment_id, p.status, p.payment_url, p.expiry_time, p.paid_at, p.refunded_at, p.refund_amount,
-p.idempotency_key, p.created_at
-"""
-
-_PAYMENT_BY_KEY = f"""
-SELECT {_PAYMENT_COLUMNS}, b.user_id
-FROM payment_records p JOIN bookings b ON b.booking_id = p.booking_id AND b.created_at = p.booking_created_at
-WHERE p.idempotency_key = $1
-"""
-
-_PAYMENT_WITH_BOOKING = f"""
-SELECT {_PAYMENT_COLUMNS}, b.user_id, b.clinic_id, b.status AS booking_status,
-       b.payment_status AS booking_payment_status, b.final_amount, b.payment_due_at,
-       sv.name AS service_name, c.name AS clinic_name, c.timezone, s.start_time
-FROM payment_records p
-JOIN bookings b ON b.booking_id = p.booking_id AND b.created_at = p.booking_created_at
-JOIN services sv ON sv.service_id = b.service_id
-JOIN clinics c ON c.clinic_id = b.clinic_id
-JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-WHERE p.payment_id = $1
-"""
-
-_INSERT_PAYMENT = f"""
-INSERT INTO payment_records AS p (booking_id, booking_created_at, amount, currency, payment_method,
-                                  payment_provider, status, expiry_time, idempotency_key)
-VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)
-ON CONFLICT ON CONSTRAINT payment_records_idempotency_key_key DO NOTHING
-RETURNING {_PAYMENT_COLUMNS}
-"""
-
-# The gateway's answer, stored after the call (no transaction was open during it).
-_STORE_STARTED = f"""
-UPDATE payment_records AS p SET provider_payment_id = $2, payment_url = $3, expiry_time = COALESCE($4, expiry_time)
-WHERE payment_id = $1
-RETURNING {_PAYMENT_COLUMNS}
-"""
-
-_LOCK_PAYMENT = "SELECT payment_id, booking_id, amount, status, payment_provider FROM payment_records WHERE payment_id = $1 FOR UPDATE"
-
-# Money taken. Guarded: a payment already settled is never settled again. A payment the expiry job or a
-# cancellation marked 'expired' (or a gateway 'failed') can still complete: if the gateway says the money
-# was taken, it was, and it must be recorded (and then refunded, when the booking is gone).
-_COMPLETE_PAYMENT = """
-UPDATE payment_records
-SET status = 'completed', paid_at = now(), payment_method = COALESCE($3, payment_method),
-    metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
-WHERE payment_id = $1 AND status IN ('pending', 'expired', 'failed')
-RETURNING payment_id
-"""
-
-_CONFIRM_PAID_BOOKING = """
-UPDATE bookings SET status = 'confirmed', payment_status = 'paid', payment_id = $3, version = version + 1
-WHERE booking_id = $1 AND created_at = $2 AND status = 'pending_payment'
-RETURNING booking_id
-"""
-
-_REFUND_LATE_PAYMENT = """
-UPDATE payment_records
-SET status = 'refunded', paid_at = now(), refund_amount = amount, refunded_at = now(),
-    payment_method = COALESCE($3, payment_method), metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
-WHERE payment_id = $1 AND status IN ('pending', 'expired', 'failed')
-RETURNING payment_id
-"""
-
-# The cancelled booking says where its money went: taken once, returned in full. Its status stays.
-_RECORD_BOOKING_REFUND = """
-UPDATE bookings SET payment_status = 'refunded', refunded_amount = final_amount, payment_id = $3,
-    version = version + 1
-WHERE booking_id = $1 AND created_at = $2 AND status = 'cancelled' AND payment_id IS NULL
-RETURNING booking_id
-"""
-
-# A gateway's failure or expiry: only a payment still waiting can fail.
-_FAIL_PAYMENT = """
-UPDATE payment_records SET status = $2, metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb
-WHERE payment_id = $1 AND status = 'pending'
-RETURNING payment_id
-"""
-
-# Money the gateway took for a booking already paid otherwise, noted once (a replay notes nothing new).
-_NOTE_UNRECORDED_SETTLEMENT = """
-UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb
-WHERE payment_id = $1 AND NOT (COALESCE(metadata, '{}'::jsonb) ? 'unrecorded_settlement')
-RETURNING payment_id
-"""
-
 
 def _json(value: dict) -> str:
     return json.dumps(value, default=str)
@@ -196,12 +108,12 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
     except NotFound:
         raise InvalidInput({"provider": N_("Choose one of: ") + ", ".join(providers.enabled_providers()) + "."},
                            detail="This payment method is not available.") from None
-    existing = await sql.fetchrow(_PAYMENT_BY_KEY, idempotency_key)
+    existing = await sql.fetchrow(q.PAYMENT_BY_KEY, idempotency_key)
     if existing is not None:
         return _replay(existing, actor, booking_id, provider_name), False
 
     async with transaction_as(actor.user_id, reason="payment_started"):
-        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
+        booking = await engine.booking_for_update(booking_id)
         if booking is None or booking["user_id"] != actor.user_id:
             raise NotFound(N_("No such booking."))
         if booking["status"] != state.PENDING_PAYMENT:
@@ -211,16 +123,15 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
             raise Conflict(N_("The time to pay for this booking is over; its place is being released."))
         if provider.paid_at_visit:
             due = booking["start_time"]
-            await sql.execute("UPDATE bookings SET payment_due_at = $3 WHERE booking_id = $1 AND created_at = $2",
-                              booking_id, booking["created_at"], due)
+            await engine.set_payment_due(booking, due)
         payment = await sql.fetchrow(
-            _INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
+            q.INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
             provider.payment_method, provider.name, due, idempotency_key,
         )
         service_name = await sql.fetchval("SELECT name FROM services WHERE service_id = $1", booking["service_id"])
     if payment is None:
         # The same key was committed by a concurrent request meanwhile.
-        existing = await sql.fetchrow(_PAYMENT_BY_KEY, idempotency_key)
+        existing = await sql.fetchrow(q.PAYMENT_BY_KEY, idempotency_key)
         return _replay(existing, actor, booking_id, provider_name), False
 
     # Outside any transaction from here on: the gateway may take seconds.
@@ -231,12 +142,12 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
             customer_name=actor.name, customer_email=actor.email,
         ))
     except GatewayUnavailable as exc:
-        await sql.execute(_FAIL_PAYMENT, payment["payment_id"], "failed",
+        await sql.execute(q.FAIL_PAYMENT, payment["payment_id"], "failed",
                           _json({"gateway_error": exc.detail, "failed_at": _now().isoformat()}))
         raise
     if started.provider_payment_id is None and started.payment_url is None:
         return _public(payment), True
-    stored = await sql.fetchrow(_STORE_STARTED, payment["payment_id"], started.provider_payment_id,
+    stored = await sql.fetchrow(q.STORE_STARTED, payment["payment_id"], started.provider_payment_id,
                                 started.payment_url, started.expires_at)
     return _public(stored), True
 
@@ -295,24 +206,9 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
             raise Conflict(N_("The notified amount does not match the payment."))
         changed = await _complete(payment_id, None, details, _reported_method(provider.name, payload))
     elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
-        changed = await sql.fetchrow(_FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
+        changed = await sql.fetchrow(q.FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
     status = await sql.fetchval("SELECT status FROM payment_records WHERE payment_id = $1", payment_id)
     return {"payment_id": payment_id, "status": status, "changed": changed}
-
-
-async def _current_booking_for_update(booking_id: UUID) -> asyncpg.Record:
-    """The booking a payment pays for, row-locked. A booking rescheduled while it waited for payment
-    handed that wait to its replacement: follow the chain to the booking that now holds the place."""
-    booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
-    while booking["status"] == state.RESCHEDULED:
-        replacement = await sql.fetchval(
-            "SELECT booking_id FROM bookings WHERE rescheduled_from_booking_id = $1 AND rescheduled_from_created_at = $2",
-            booking["booking_id"], booking["created_at"],
-        )
-        if replacement is None:
-            break
-        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, replacement)
-    return booking
 
 
 async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, method: str | None,
@@ -336,8 +232,8 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
     if details.get("transaction_id"):
         history["transaction_id"] = details["transaction_id"]
     async with transaction_as(actor_id, reason="payment_received", metadata=history):
-        booking = await _current_booking_for_update(payment["booking_id"])
-        locked = await sql.fetchrow(_LOCK_PAYMENT, payment_id)
+        booking = await engine.booking_now_holding_the_place(payment["booking_id"])
+        locked = await sql.fetchrow(q.LOCK_PAYMENT, payment_id)
         if locked["status"] in SETTLED:
             return False
         if booking["status"] == state.PENDING_PAYMENT and locked["amount"] != booking["final_amount"]:
@@ -350,14 +246,13 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
                       "amount_due": str(booking["final_amount"]),
                       "note": "The booking's price changed after this payment started; the money is returned "
                               "in full and the booking still waits for the amount due."}
-            await sql.fetchrow(_REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            await sql.fetchrow(q.REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
             log.warning("payment for an amount no longer due refunded", payment_id=str(payment_id),
                         booking_id=str(booking["booking_id"]))
             return True
         if booking["status"] == state.PENDING_PAYMENT:
-            state.require_transition(booking["status"], state.CONFIRMED)
-            await sql.fetchrow(_COMPLETE_PAYMENT, payment_id, _json({"gateway": details}), method)
-            await sql.fetchrow(_CONFIRM_PAID_BOOKING, booking["booking_id"], booking["created_at"], payment_id)
+            await sql.fetchrow(q.COMPLETE_PAYMENT, payment_id, _json({"gateway": details}), method)
+            await engine.confirm_paid(booking, payment_id)
             return True
         if at_desk:
             raise Conflict(N_("This booking is %(status)s: do not take the payment.",
@@ -367,14 +262,14 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
                       "cancellation_reason": booking["cancellation_reason"], "refund_percentage": 100,
                       "note": "The money arrived after the booking was cancelled; it is returned in full and "
                               "the booking stays cancelled."}
-            await sql.fetchrow(_REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
-            await sql.fetchrow(_RECORD_BOOKING_REFUND, booking["booking_id"], booking["created_at"], payment_id)
+            await sql.fetchrow(q.REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            await engine.record_late_refund(booking, payment_id)
             log.warning("late payment refunded", payment_id=str(payment_id), booking_id=str(booking["booking_id"]))
             return True
         note = {"gateway": details, "unrecorded_settlement": True, "refund_due": str(locked["amount"]),
                 "note": f"The gateway took this money but the booking is {booking['status']} and already "
                         f"paid by payment {booking['payment_id']}: refund it by hand."}
-        if await sql.fetchrow(_NOTE_UNRECORDED_SETTLEMENT, payment_id, _json(note)) is None:
+        if await sql.fetchrow(q.NOTE_UNRECORDED_SETTLEMENT, payment_id, _json(note)) is None:
             return False
         log.error("payment settled for a booking paid otherwise", payment_id=str(payment_id),
                   booking_id=str(booking["booking_id"]), paid_by=str(booking["payment_id"]))
@@ -388,7 +283,7 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
     """A receptionist (or manager) of the booking's clinic took the money at the desk: the same effect as
     a completed notification, attributed to them. 404 for anyone else; 409 for a payment that is not a
     desk payment, or whose booking can no longer be confirmed. Marking it paid twice changes nothing."""
-    payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
+    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id)
     if payment is None or not actor.is_staff or not actor.works_at(payment["clinic_id"]):
         raise NotFound(N_("No such payment."))
     if payment["payment_provider"] != providers.CLINIC:
@@ -397,7 +292,7 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
         if payment["status"] != "pending":
             raise Conflict(PAYMENT_IS_SETTLED.get(payment["status"], N_("This payment is no longer pending.")))
         await _complete(payment_id, actor.user_id, {"received_by": str(actor.user_id)}, None, at_desk=True)
-    return _public(await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id))
+    return _public(await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id))
 
 
 # ------------------------------------------------------------------ reads
@@ -405,7 +300,7 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
 
 async def payment_for_owner(actor: CurrentUser, payment_id: UUID) -> dict:
     """A payment with its booking, clinic and visit time, if ``actor`` owns the booking (404 otherwise)."""
-    payment = await sql.fetchrow(_PAYMENT_WITH_BOOKING, payment_id)
+    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id)
     if payment is None or actor.role != ROLE_OWNER or payment["user_id"] != actor.user_id:
         raise NotFound(N_("No such payment."))
     return dict(payment)
@@ -420,13 +315,13 @@ async def start_desk_payment(actor: CurrentUser, booking_id: UUID) -> dict:
         raise NotFound(N_("No such booking."))
     provider = providers.ClinicProvider()
     async with transaction_as(actor.user_id, reason="payment_started"):
-        booking = await sql.fetchrow(booking_sql.BOOKING_FOR_UPDATE, booking_id)
+        booking = await engine.booking_for_update(booking_id)
         if booking is None or not actor.works_at(booking["clinic_id"]):
             raise NotFound(N_("No such booking."))
         if booking["status"] != state.PENDING_PAYMENT:
             raise Conflict(_why_not_payable(booking))
         pending = await sql.fetchrow(
-            f"SELECT {_PAYMENT_COLUMNS} FROM payment_records p "
+            f"SELECT {q.PAYMENT_COLUMNS} FROM payment_records p "
             "WHERE p.booking_id = $1 AND p.payment_provider = $2 AND p.status = 'pending' "
             "ORDER BY p.created_at DESC LIMIT 1",
             booking_id, provider.name,
@@ -435,7 +330,7 @@ async def start_desk_payment(actor: CurrentUser, booking_id: UUID) -> dict:
             return _public(pending)
         # The desk's own key: one attempt per click, never shared with an owner's keys.
         payment = await sql.fetchrow(
-            _INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
+            q.INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
             provider.payment_method, provider.name, booking["start_time"], f"desk-{uuid4()}",
         )
     return _public(payment)

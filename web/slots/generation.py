@@ -54,6 +54,7 @@ from web.core.audit import transaction_as
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.formatting import zone_abbreviation
 from web.core.messages import N_, Message
+from web.slots import places
 
 MAX_RANGE_DAYS = 62
 MAX_DAYS_AHEAD = 366
@@ -208,25 +209,6 @@ WHERE r.slot_id = ANY($1::uuid[]) AND r.slot_date = ANY($2::date[])
 """
 
 LOCK_BOOKINGS_NOWAIT = "SELECT 1 FROM bookings WHERE booking_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
-LOCK_HOLDS_NOWAIT = "SELECT 1 FROM reservations WHERE reservation_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
-
-# Release the holds (their owners' confirm then answers "This hold is cancelled") and give the places back;
-# the slot rows are already locked by LOCK_SELECTED_SLOTS.
-RELEASE_HOLDS = """
-WITH released AS (
-    UPDATE reservations SET status = 'cancelled'
-    WHERE reservation_id = ANY($1::uuid[]) AND status = 'pending'
-    RETURNING slot_id, slot_date
-), per_slot AS (
-    SELECT slot_id, slot_date, count(*)::int AS places FROM released GROUP BY slot_id, slot_date
-)
-UPDATE slots s
-SET remaining = s.remaining + p.places, version = s.version + 1,
-    status = CASE WHEN s.status = 'booked' THEN 'available' ELSE s.status END
-FROM per_slot p
-WHERE s.slot_id = p.slot_id AND s.date = p.slot_date
-"""
-
 BLOCK = """
 UPDATE slots SET status = $3, version = version + 1
 WHERE slot_id = ANY($1::uuid[]) AND date = ANY($2::date[]) AND status IN ('available', 'booked')
@@ -476,10 +458,10 @@ async def block_slots(actor: CurrentUser, clinic_id: UUID, *, slot_ids: list[UUI
                 raise _bookings_error(bookings, len(holds), zone, cancellable=not in_progress)
             result = BlockResult(0, 0, started)
             if holds:
-                # NOWAIT: a hold being confirmed right now has its row locked, and its confirm waits for the
-                # slot rows we hold; waiting here would deadlock. Refuse instead (the booking then shows).
-                await sql.execute(LOCK_HOLDS_NOWAIT, [row["reservation_id"] for row in holds])
-                await sql.execute(RELEASE_HOLDS, [row["reservation_id"] for row in holds])
+                # The engine cancels them NOWAIT (a hold being confirmed right now would deadlock with us):
+                # someone confirming one at this moment gets their booking, and we say "try again".
+                freed = await booking_services.cancel_holds_on_blocked_slots([row["reservation_id"] for row in holds])
+                await places.give_back_many(freed)
                 result.released_holds = len(holds)
             if bookings:
                 # The same NOWAIT reason: someone changing one of these bookings now (it locks the booking,

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from web.accounts.auth import CurrentUser
-from web.booking.statements import BOOKABLE_WITH_NOTICE
 from web.core import sql
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.messages import N_
+from web.slots.statements import BOOKABLE_WITH_NOTICE
 
-# The design's query 3.3.1, offering only what a hold would take (statements.BOOKABLE_WITH_NOTICE: open, a
+# The design's query 3.3.1, offering only what a hold would take (web/slots/statements.py BOOKABLE_WITH_NOTICE: open, a
 # place left, later than the clinic's minimum booking notice), with the price the booking will charge.
 # The date is the clinic-local day; it is the partition key, so one monthly partition is scanned.
 SEARCH_SLOTS = f"""
@@ -91,7 +91,7 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
 
 # ------------------------------------------------------------------ the owner's slot finder (pages)
 
-# "Bookable" is what the engine's hold (web/booking/statements.py TAKE_PLACE) can take right now: the
+# "Bookable" is what the engine's hold (web/slots/statements.py TAKE_PLACE) can take right now: the
 # finder offers nothing a hold would refuse.
 BOOKABLE_SLOTS_OF_DAY = f"""
 SELECT s.slot_id, s.date, s.start_time, s.end_time, s.capacity, s.remaining,
