@@ -167,11 +167,43 @@ async def app(app_database_url: str) -> AsyncIterator[object]:
     from web.app import create_app
 
     engine = engine_finder()
-    await engine.start_connection_pool(min_size=1, max_size=10)
+    await engine.start_connection_pool(min_size=1, max_size=APP_POOL_MAX)
     try:
         yield create_app()
     finally:
         await engine.close_connection_pool()
+
+
+# The app fixture's pool size, restored after a test that pointed the pool elsewhere.
+APP_POOL_MAX = 10
+
+
+async def restart_pool(max_size: int, dsn: str | None = None) -> None:
+    """Reopen Piccolo's pool with ``max_size`` connections (on ``dsn`` when given)."""
+    from piccolo.engine import engine_finder
+
+    engine = engine_finder()
+    if engine.pool is not None:
+        await engine.close_connection_pool()
+    if dsn is not None:
+        engine.config["dsn"] = dsn
+    await engine.start_connection_pool(min_size=1, max_size=max_size)
+
+
+@pytest.fixture
+async def own_database(app, fresh_database_url: str) -> AsyncIterator[str]:
+    """The in-process app and its services work on a fresh database of this test's own; yields its URL.
+
+    For tests whose checks are global (``vetbook check``, the expiry jobs, counts over every slot or
+    booking): they can be asserted exactly only on a database that holds nothing but the test's rows."""
+    from piccolo.engine import engine_finder
+
+    original_dsn = engine_finder().config["dsn"]
+    await restart_pool(APP_POOL_MAX, dsn=fresh_database_url)
+    try:
+        yield fresh_database_url
+    finally:
+        await restart_pool(APP_POOL_MAX, dsn=original_dsn)
 
 
 @pytest.fixture

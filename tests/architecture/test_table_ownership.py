@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import asyncpg
-import pytest
 from piccolo.table import Table
 
 from web.settings import PROJECT_ROOT

@@ -77,7 +77,7 @@ async def start_two_apps(database_url: str, log_dir: Path) -> list:
 
 
 async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_the_three_places(
-    booking_db: str, conn: asyncpg.Connection, tmp_path: Path, quiet_httpx
+    own_database: str, conn: asyncpg.Connection, tmp_path: Path, quiet_httpx
 ) -> None:
     scene = await clinic_scene(conn)
     contested = await slot(conn, scene, capacity=CAPACITY)
@@ -85,7 +85,7 @@ async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_th
 
     servers = []
     try:
-        servers = await start_two_apps(booking_db, tmp_path)
+        servers = await start_two_apps(own_database, tmp_path)
         # Each owner sends its requests to both processes; the order is shuffled (fixed seed).
         plan = [
             (owners[index % OWNERS], servers[(index // OWNERS) % 2])
@@ -171,5 +171,5 @@ async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_th
     assert remaining == 0
     assert sorted(row["user_id"] for row in pending) == sorted(winner_ids)
     assert await conn.fetchval("SELECT count(*) FROM reservations") == CAPACITY
-    check = run_cli(*vetbook_command("check"), database_url=booking_db)
+    check = run_cli(*vetbook_command("check"), database_url=own_database)
     assert check.stdout.startswith("ok:"), check.stdout

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.booking.conftest import restart_pool
 from tests.booking.helpers import book, clinic_scene, history, mark_paid, owner, paid_booking, past_slot, slot
+from tests.conftest import restart_pool
 from web.app import background_jobs
 from web.booking import services
 from web.core import sql
@@ -22,7 +22,7 @@ async def staff_action(client: httpx.AsyncClient, headers: dict, booking_id, act
     return response.json()
 
 
-async def test_check_in_and_completion_are_recorded_as_the_receptionist(booking_db, conn, client) -> None:
+async def test_check_in_and_completion_are_recorded_as_the_receptionist(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene))
@@ -39,7 +39,7 @@ async def test_check_in_and_completion_are_recorded_as_the_receptionist(booking_
     ]
 
 
-async def test_a_no_show_is_recorded_as_the_receptionist(booking_db, conn, client) -> None:
+async def test_a_no_show_is_recorded_as_the_receptionist(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     started = await past_slot(conn, scene)
@@ -64,7 +64,7 @@ async def test_a_no_show_is_recorded_as_the_receptionist(booking_db, conn, clien
     assert await services.slot_invariant_violations() == []
 
 
-async def test_cancellations_record_the_person_the_reason_and_the_refund(booking_db, conn, client) -> None:
+async def test_cancellations_record_the_person_the_reason_and_the_refund(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn, pets=3)
     paid_by_owner = await paid_booking(person, await slot(conn, scene, hour=9), person.pets[0])
@@ -98,7 +98,7 @@ async def test_cancellations_record_the_person_the_reason_and_the_refund(booking
     assert [row["cancellation_notes"] for row in notes] == ["sorry"] * 3
 
 
-async def test_a_reschedule_records_one_row_on_the_old_booking_and_none_on_the_new(booking_db, conn, client) -> None:
+async def test_a_reschedule_records_one_row_on_the_old_booking_and_none_on_the_new(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, hour=9))
@@ -116,7 +116,7 @@ async def test_a_reschedule_records_one_row_on_the_old_booking_and_none_on_the_n
 
 
 async def test_people_and_jobs_taking_turns_on_one_pooled_connection_are_each_recorded_as_themselves(
-    booking_db, conn
+    own_database, conn
 ) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn, pets=3)

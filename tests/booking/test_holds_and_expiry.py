@@ -34,7 +34,7 @@ async def bookings_of(conn, reservation_id) -> int:
 # ------------------------------------------------------------------ idempotency
 
 
-async def test_confirming_a_hold_twice_makes_one_booking(booking_db, conn, client) -> None:
+async def test_confirming_a_hold_twice_makes_one_booking(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     contested = await slot(conn, scene, capacity=2)
@@ -53,7 +53,7 @@ async def test_confirming_a_hold_twice_makes_one_booking(booking_db, conn, clien
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
 
 
-async def test_releasing_a_hold_twice_returns_its_place_once(booking_db, conn, client) -> None:
+async def test_releasing_a_hold_twice_returns_its_place_once(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     contested = await slot(conn, scene, capacity=2)
@@ -74,7 +74,7 @@ async def test_releasing_a_hold_twice_returns_its_place_once(booking_db, conn, c
     assert await bookings_of(conn, held["reservation_id"]) == 0
 
 
-async def test_one_hold_confirmed_by_concurrent_requests_makes_exactly_one_booking(booking_db, conn, client) -> None:
+async def test_one_hold_confirmed_by_concurrent_requests_makes_exactly_one_booking(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     people = [await owner(conn) for _ in range(5)]
     contested = await slot(conn, scene, capacity=5)
@@ -96,7 +96,7 @@ async def test_one_hold_confirmed_by_concurrent_requests_makes_exactly_one_booki
     assert await services.slot_invariant_violations() == []
 
 
-async def test_a_release_racing_a_confirmation_lets_exactly_one_of_them_win(booking_db, conn, client) -> None:
+async def test_a_release_racing_a_confirmation_lets_exactly_one_of_them_win(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     people = [await owner(conn) for _ in range(6)]
     contested = await slot(conn, scene, capacity=6)
@@ -131,7 +131,7 @@ async def expire_now(conn, reservation_id) -> None:
     )
 
 
-async def test_the_expiry_job_returns_the_place_of_a_hold_past_its_expiry(booking_db, conn, client) -> None:
+async def test_the_expiry_job_returns_the_place_of_a_hold_past_its_expiry(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person, other = await owner(conn), await owner(conn)
     contested = await slot(conn, scene, capacity=2)
@@ -151,7 +151,7 @@ async def test_the_expiry_job_returns_the_place_of_a_hold_past_its_expiry(bookin
     assert await services.slot_invariant_violations() == []
 
 
-async def test_confirming_an_expired_hold_answers_410_and_returns_its_place_once(booking_db, conn, client) -> None:
+async def test_confirming_an_expired_hold_answers_410_and_returns_its_place_once(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     contested = await slot(conn, scene, capacity=1)
@@ -178,7 +178,7 @@ async def test_confirming_an_expired_hold_answers_410_and_returns_its_place_once
 
 
 async def test_an_unpaid_booking_past_its_deadline_is_cancelled_by_the_job_and_its_place_returned(
-    booking_db, conn
+    own_database, conn
 ) -> None:
     scene = await clinic_scene(conn)
     person, patient = await owner(conn), await owner(conn)
@@ -217,7 +217,7 @@ async def test_an_unpaid_booking_past_its_deadline_is_cancelled_by_the_job_and_i
 
 
 async def test_the_unpaid_expiry_job_skips_a_booking_being_changed_instead_of_waiting_for_it(
-    booking_db, conn
+    own_database, conn
 ) -> None:
     """The scheduler runs the job inside one transaction (its advisory lock), so every row it expired
     stays locked, slot included, until the whole batch ends. Had it waited for a booking that a person
@@ -235,7 +235,7 @@ async def test_the_unpaid_expiry_job_skips_a_booking_being_changed_instead_of_wa
         )
     job = next(job for job in background_jobs() if job.name == "expire_unpaid_bookings")
 
-    someone = await asyncpg.connect(booking_db)
+    someone = await asyncpg.connect(own_database)
     change = someone.transaction()
     await change.start()
     try:

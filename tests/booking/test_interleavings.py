@@ -19,11 +19,10 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from tests.booking.conftest import restart_pool
 from tests.booking.helpers import ClinicScene, Person, clinic_scene, mark_paid, owner, slot
-from tests.conftest import run_cli, vetbook_command
+from tests.conftest import restart_pool, run_cli, vetbook_command
 from web.app import background_jobs
-from web.booking import services, state
+from web.booking import queries, services, state
 from web.core import sql
 from web.core.errors import DomainError
 from web.core.jobs import run_once_if_free
@@ -83,7 +82,7 @@ class Run:
 async def _version(person: Person, known: Knowledge, booking_id: UUID) -> int:
     """Mostly the current version (the app reloaded first), sometimes the remembered one."""
     if known.rng.random() < 0.75:
-        known.saw(await services.get_booking(person.user, booking_id))
+        known.saw(await queries.get_booking(person.user, booking_id))
     return known.bookings.get(booking_id, {"version": 1})["version"]
 
 
@@ -121,7 +120,7 @@ async def op_pay(run: Run, person: Person, known: Knowledge) -> None:
     booking_id = known.booking(state.PENDING_PAYMENT)
     if not await mark_paid(booking_id):
         raise DomainError("This booking does not wait for a payment.", status=409)
-    known.saw(await services.get_booking(person.user, booking_id))
+    known.saw(await queries.get_booking(person.user, booking_id))
 
 
 async def op_cancel(run: Run, person: Person, known: Knowledge) -> None:
@@ -145,7 +144,7 @@ async def op_staff(run: Run, person: Person, known: Knowledge) -> None:
     """The receptionist checks one of this owner's bookings in, or completes it."""
     booking_id = known.booking(state.CONFIRMED, state.IN_PROGRESS)
     receptionist = run.scene.receptionist.user
-    current = await services.get_booking(receptionist, booking_id)
+    current = await queries.get_booking(receptionist, booking_id)
     action = services.complete if current["status"] == state.IN_PROGRESS else services.check_in
     known.saw(await action(receptionist, booking_id, current["version"]))
 
@@ -248,7 +247,7 @@ def generous_hold_limit():
 
 
 @pytest.mark.parametrize("seed", [7, 1031, 90210])
-async def test_random_interleavings_keep_every_slot_consistent(booking_db: str, conn: asyncpg.Connection,
+async def test_random_interleavings_keep_every_slot_consistent(own_database: str, conn: asyncpg.Connection,
                                                                generous_hold_limit, seed: int) -> None:
     await restart_pool(POOL_SIZE)
     scene = await clinic_scene(conn)
@@ -302,5 +301,5 @@ async def test_random_interleavings_keep_every_slot_consistent(booking_db: str, 
     for booking in bookings:
         assert_history_is_a_path(booking, [row for row in history if row["booking_id"] == booking["booking_id"]])
 
-    check = run_cli(*vetbook_command("check"), database_url=booking_db)
+    check = run_cli(*vetbook_command("check"), database_url=own_database)
     assert check.stdout.startswith("ok:"), check.stdout

@@ -31,7 +31,7 @@ async def payment(conn, payment_id) -> dict:
     return dict(await conn.fetchrow("SELECT * FROM payment_records WHERE payment_id = $1", payment_id))
 
 
-async def test_an_owner_cancelling_before_the_refund_deadline_gets_90_percent_back(booking_db, conn, client) -> None:
+async def test_an_owner_cancelling_before_the_refund_deadline_gets_90_percent_back(own_database, conn, client) -> None:
     scene = await clinic_scene(conn, refund_deadline_hours=24)
     person = await owner(conn)
     visit = await slot(conn, scene, days=7)
@@ -51,7 +51,7 @@ async def test_an_owner_cancelling_before_the_refund_deadline_gets_90_percent_ba
     assert await services.slot_invariant_violations() == []
 
 
-async def test_a_refund_of_an_odd_amount_is_rounded_to_whole_rupiah(booking_db, conn, client) -> None:
+async def test_a_refund_of_an_odd_amount_is_rounded_to_whole_rupiah(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, price=Decimal("12345")))
@@ -64,7 +64,7 @@ async def test_a_refund_of_an_odd_amount_is_rounded_to_whole_rupiah(booking_db, 
     assert (await payment(conn, booking["payment_id"]))["refund_amount"] == Decimal("11111.00")
 
 
-async def test_an_owner_cancelling_after_the_refund_deadline_gets_nothing_back(booking_db, conn, client) -> None:
+async def test_an_owner_cancelling_after_the_refund_deadline_gets_nothing_back(own_database, conn, client) -> None:
     # A clinic whose refund deadline is 30 days before the visit: a visit in 7 days is already past it.
     scene = await clinic_scene(conn, refund_deadline_hours=30 * 24)
     person = await owner(conn)
@@ -87,7 +87,7 @@ async def test_an_owner_cancelling_after_the_refund_deadline_gets_nothing_back(b
     assert (await slot_row(conn, visit["slot_id"]))["remaining"] == 1
 
 
-async def test_a_receptionist_cancelling_refunds_everything(booking_db, conn, client) -> None:
+async def test_a_receptionist_cancelling_refunds_everything(own_database, conn, client) -> None:
     # Even past the refund deadline: the clinic cancelled, not the owner.
     scene = await clinic_scene(conn, refund_deadline_hours=30 * 24)
     person = await owner(conn)
@@ -102,7 +102,7 @@ async def test_a_receptionist_cancelling_refunds_everything(booking_db, conn, cl
     assert (paid["status"], paid["refund_amount"]) == ("refunded", PRICE)
 
 
-async def test_an_unpaid_cancellation_refunds_nothing_and_fails_the_payment(booking_db, conn, client) -> None:
+async def test_an_unpaid_cancellation_refunds_nothing_and_fails_the_payment(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await book(person, await slot(conn, scene))
@@ -113,7 +113,7 @@ async def test_an_unpaid_cancellation_refunds_nothing_and_fails_the_payment(book
     assert (after["status"], after["payment_status"], after["refunded_amount"]) == ("cancelled", "failed", Decimal(0))
 
 
-async def test_a_place_returned_to_a_blocked_slot_leaves_it_blocked(booking_db, conn, client) -> None:
+async def test_a_place_returned_to_a_blocked_slot_leaves_it_blocked(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn, pets=2)
     blocked = await slot(conn, scene, hour=9, capacity=2)
@@ -138,7 +138,7 @@ async def test_a_place_returned_to_a_blocked_slot_leaves_it_blocked(booking_db, 
     assert await services.slot_invariant_violations() == []
 
 
-async def test_a_reschedule_carries_the_payment_to_the_new_booking_and_moves_the_place(booking_db, conn, client) -> None:
+async def test_a_reschedule_carries_the_payment_to_the_new_booking_and_moves_the_place(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     old_slot = await slot(conn, scene, hour=9, capacity=1)
@@ -172,7 +172,7 @@ async def test_a_reschedule_carries_the_payment_to_the_new_booking_and_moves_the
     assert (await slot_row(conn, new_slot["slot_id"]))["remaining"] == 1
 
 
-async def test_a_reschedule_into_a_full_slot_is_refused_and_changes_nothing(booking_db, conn, client) -> None:
+async def test_a_reschedule_into_a_full_slot_is_refused_and_changes_nothing(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person, rival = await owner(conn), await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, hour=9))
@@ -190,7 +190,7 @@ async def test_a_reschedule_into_a_full_slot_is_refused_and_changes_nothing(book
 # ------------------------------------------------------------------ scope
 
 
-async def test_an_owner_cannot_see_or_touch_another_owners_booking_or_hold(booking_db, conn, client) -> None:
+async def test_an_owner_cannot_see_or_touch_another_owners_booking_or_hold(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person, stranger = await owner(conn), await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, hour=9))
@@ -226,7 +226,7 @@ async def test_an_owner_cannot_see_or_touch_another_owners_booking_or_hold(booki
     assert own.status_code == 200 and own.json()["booking_id"] == str(booking["booking_id"])
 
 
-async def test_a_receptionist_of_another_clinic_gets_404_and_changes_nothing(booking_db, conn, client) -> None:
+async def test_a_receptionist_of_another_clinic_gets_404_and_changes_nothing(own_database, conn, client) -> None:
     scene, elsewhere = await clinic_scene(conn), await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene))

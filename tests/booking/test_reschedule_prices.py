@@ -47,7 +47,7 @@ async def settle(attempt: dict) -> dict:
         attempt["payment_id"], attempt["amount"], attempt["currency"], approve=True))
 
 
-async def test_a_free_visit_moved_to_a_priced_slot_waits_for_the_new_price(booking_db, conn, client) -> None:
+async def test_a_free_visit_moved_to_a_priced_slot_waits_for_the_new_price(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     free = await book(person, await slot(conn, scene, hour=9, price=Decimal(0)))
@@ -69,7 +69,7 @@ async def test_a_free_visit_moved_to_a_priced_slot_waits_for_the_new_price(booki
 
 
 async def test_the_desk_moving_a_free_visit_to_a_priced_slot_leaves_the_price_due_at_the_visit(
-        booking_db, conn, client) -> None:
+        own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     free = await book(person, await slot(conn, scene, hour=9, price=Decimal(0)))
@@ -83,7 +83,7 @@ async def test_the_desk_moving_a_free_visit_to_a_priced_slot_leaves_the_price_du
         "pending_payment", PRICE, normal["start_time"])
 
 
-async def test_a_paid_visit_moved_to_a_cheaper_slot_gets_the_difference_back(booking_db, conn, client) -> None:
+async def test_a_paid_visit_moved_to_a_cheaper_slot_gets_the_difference_back(own_database, conn, client) -> None:
     scene = await clinic_scene(conn, refund_deadline_hours=24)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, hour=9))
@@ -112,7 +112,7 @@ async def test_a_paid_visit_moved_to_a_cheaper_slot_gets_the_difference_back(boo
     assert (paid["status"], paid["refund_amount"]) == ("partially_refunded", Decimal("140000.00"))
 
 
-async def test_a_paid_visit_cannot_move_to_a_pricier_slot(booking_db, conn, client) -> None:
+async def test_a_paid_visit_cannot_move_to_a_pricier_slot(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene, hour=9))
@@ -127,7 +127,7 @@ async def test_a_paid_visit_cannot_move_to_a_pricier_slot(booking_db, conn, clie
     assert await snapshot(conn) == before
 
 
-async def test_moving_an_unpaid_booking_to_another_price_ends_its_old_payment_attempt(booking_db, conn, client) -> None:
+async def test_moving_an_unpaid_booking_to_another_price_ends_its_old_payment_attempt(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await book(person, await slot(conn, scene, hour=9))
@@ -150,7 +150,7 @@ async def test_moving_an_unpaid_booking_to_another_price_ends_its_old_payment_at
     assert (still["status"], still["payment_status"], still["payment_id"]) == ("pending_payment", "pending", None)
 
 
-async def test_moving_an_unpaid_booking_at_the_same_price_keeps_its_payment_attempt(booking_db, conn, client) -> None:
+async def test_moving_an_unpaid_booking_at_the_same_price_keeps_its_payment_attempt(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await book(person, await slot(conn, scene, hour=9))
@@ -166,7 +166,7 @@ async def test_moving_an_unpaid_booking_at_the_same_price_keeps_its_payment_atte
     assert (moved["status"], moved["payment_id"]) == ("confirmed", attempt["payment_id"])
 
 
-async def test_a_booking_to_pay_at_the_clinic_moved_later_waits_until_the_new_visit(booking_db, conn, client) -> None:
+async def test_a_booking_to_pay_at_the_clinic_moved_later_waits_until_the_new_visit(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await book(person, await slot(conn, scene, days=3, hour=9))

@@ -71,7 +71,7 @@ def test_transition_table_is_the_hand_written_lifecycle() -> None:
     assert not state.can_transition("no_such_status", "confirmed")
 
 
-async def test_transition_table_names_exactly_the_statuses_the_schema_allows(booking_db, conn) -> None:
+async def test_transition_table_names_exactly_the_statuses_the_schema_allows(own_database, conn) -> None:
     definition = await conn.fetchval(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'bookings_status_check' "
         "AND conrelid = 'bookings'::regclass"
@@ -119,7 +119,7 @@ async def perform(client: httpx.AsyncClient, scene: ClinicScene, person: Person,
 
 @pytest.mark.parametrize("status", STATUSES)
 async def test_every_operation_on_a_booking_in_this_status_is_refused_or_performed_as_the_machine_says(
-    booking_db, conn, client: httpx.AsyncClient, status: str
+    own_database, conn, client: httpx.AsyncClient, status: str
 ) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
@@ -152,7 +152,7 @@ async def test_every_operation_on_a_booking_in_this_status_is_refused_or_perform
         assert await services.slot_invariant_violations() == []
 
 
-async def test_no_show_before_the_start_time_is_refused_and_changes_nothing(booking_db, conn, client) -> None:
+async def test_no_show_before_the_start_time_is_refused_and_changes_nothing(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await booking_in_status(conn, scene, person, "confirmed", await slot(conn, scene))
@@ -170,7 +170,7 @@ async def test_no_show_before_the_start_time_is_refused_and_changes_nothing(book
 
 @pytest.mark.parametrize("operation", ["cancel", "reschedule", "check_in"])
 async def test_a_stale_version_is_refused_naming_the_current_status_and_changes_nothing(
-    booking_db, conn, client, operation: str
+    own_database, conn, client, operation: str
 ) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
@@ -193,7 +193,7 @@ async def test_a_stale_version_is_refused_naming_the_current_status_and_changes_
     assert fresh.status_code == 200, fresh.text
 
 
-async def test_a_stale_version_after_a_cancellation_names_the_cancelled_status(booking_db, conn, client) -> None:
+async def test_a_stale_version_after_a_cancellation_names_the_cancelled_status(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booking = await paid_booking(person, await slot(conn, scene))
@@ -209,7 +209,7 @@ async def test_a_stale_version_after_a_cancellation_names_the_cancelled_status(b
     assert await snapshot(conn) == before
 
 
-async def test_two_cancellations_with_the_same_version_at_once_cancel_once(booking_db, conn, client) -> None:
+async def test_two_cancellations_with_the_same_version_at_once_cancel_once(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)
     booked_slot = await slot(conn, scene, capacity=2)

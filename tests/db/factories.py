@@ -6,9 +6,10 @@ columns so that a test can break exactly one rule.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +55,17 @@ async def make_user(conn: asyncpg.Connection, role: str = "owner", clinic: dict 
         "password_hash": "$argon2id$test",
     }
     return await insert(conn, "users", values | overrides)
+
+
+async def make_session(conn: asyncpg.Connection, user: dict, kind: str = "web",
+                       lasts: timedelta = timedelta(days=1)) -> str:
+    """A login session (``web``: the cookie) or API token (``api``: the bearer) of ``user``; returns the
+    secret, as the app hands it out (it stores only the secret's SHA-256)."""
+    token = secrets.token_urlsafe(32)
+    await insert(conn, "auth_sessions", {"token_hash": hashlib.sha256(token.encode()).digest(),
+                                         "user_id": user["user_id"], "kind": kind,
+                                         "expires_at": datetime.now(UTC) + lasts}, returning="session_id")
+    return token
 
 
 async def make_pet(conn: asyncpg.Connection, owner: dict, **overrides: Any) -> dict:

@@ -84,3 +84,66 @@ async def test_auto_migration_sees_no_difference(empty_database_url: str, tmp_pa
     run_cli(*vetbook_command("migrate"), database_url=empty_database_url)
     result = run_cli(*piccolo_command("migrations", "new", "vetbook", "--auto"), database_url=empty_database_url, check=False)
     assert "No changes detected" in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+# Piccolo column classes and the PostgreSQL types they stand for.
+_PICCOLO_TYPES = {
+    "UUID": "uuid", "Varchar": "character varying", "Text": "text", "Integer": "integer", "Numeric": "numeric",
+    "Timestamptz": "timestamp with time zone", "Date": "date", "Boolean": "boolean", "JSONB": "jsonb",
+    "Bytea": "bytea", "Array": "ARRAY", "BigInt": "bigint", "SmallInt": "smallint",
+}
+
+
+def _project_tables() -> list[type]:
+    import importlib
+
+    from piccolo.table import Table
+
+    for module in sorted(Path(__file__).resolve().parents[2].glob("web/*/tables.py")):
+        importlib.import_module(f"web.{module.parent.name}.tables")
+    found, pending = [], list(Table.__subclasses__())
+    while pending:
+        table = pending.pop()
+        pending.extend(table.__subclasses__())
+        if table.__module__.startswith("web."):
+            found.append(table)
+    return found
+
+
+async def test_table_classes_match_the_database(db: asyncpg.Connection) -> None:
+    """Every Piccolo Table class names the real table's columns, each with its type, length and nullability,
+    and its primary key column is (part of) the table's real primary key. Piccolo has no composite primary
+    keys: slots (slot_id, date) and bookings (booking_id, created_at) declare their first column."""
+    problems = []
+    for table in _project_tables():
+        name = table._meta.tablename
+        rows = await db.fetch(
+            "SELECT column_name, data_type, is_nullable, character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = $1", name)
+        database = {row["column_name"]: row for row in rows}
+        key = {row["attname"] for row in await db.fetch(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = $1::regclass AND i.indisprimary", name)}
+        columns = {column._meta.db_column_name: column for column in table._meta.columns}
+        if set(columns) != set(database):
+            problems.append(f"{name}: only in Piccolo {sorted(set(columns) - set(database))}, "
+                            f"only in the database {sorted(set(database) - set(columns))}")
+        for column_name, column in columns.items():
+            row = database.get(column_name)
+            if row is None:
+                continue
+            kind = type(column).__name__
+            expected = _PICCOLO_TYPES.get(kind)
+            if kind == "ForeignKey":
+                expected = _PICCOLO_TYPES[type(column._foreign_key_meta.resolved_references._meta.primary_key).__name__]
+            if expected != row["data_type"]:
+                problems.append(f"{name}.{column_name}: {kind} but the database has {row['data_type']}")
+            if kind == "Varchar" and column.length != row["character_maximum_length"]:
+                problems.append(f"{name}.{column_name}: length {column.length}, database {row['character_maximum_length']}")
+            nullable = row["is_nullable"] == "YES"
+            if column._meta.null != nullable and not column._meta.primary_key:
+                problems.append(f"{name}.{column_name}: null={column._meta.null}, database nullable={nullable}")
+        if table._meta.primary_key._meta.db_column_name not in key:
+            problems.append(f"{name}: Piccolo's primary key {table._meta.primary_key._meta.db_column_name} is not in "
+                            f"the real key {sorted(key)}")
+    assert not problems, "\n".join(problems)

@@ -21,7 +21,7 @@ async def _desk_payment(client: httpx.AsyncClient, conn: asyncpg.Connection):
     return at, booking, answer.json()["payment_id"]
 
 
-async def test_a_receptionist_of_the_clinic_marks_it_paid(client: httpx.AsyncClient, pay_db: str,
+async def test_a_receptionist_of_the_clinic_marks_it_paid(client: httpx.AsyncClient, own_database: str,
                                                           conn: asyncpg.Connection) -> None:
     at, booking, payment_id = await _desk_payment(client, conn)
 
@@ -42,7 +42,7 @@ async def test_a_receptionist_of_the_clinic_marks_it_paid(client: httpx.AsyncCli
     assert json.loads(after["history"][0]["metadata"])["provider"] == "clinic"
 
 
-async def test_a_manager_of_the_clinic_may_mark_it_paid(client: httpx.AsyncClient, pay_db: str,
+async def test_a_manager_of_the_clinic_may_mark_it_paid(client: httpx.AsyncClient, own_database: str,
                                                         conn: asyncpg.Connection) -> None:
     at, booking, payment_id = await _desk_payment(client, conn)
     manager = await person(conn, "manager", at.clinic)
@@ -53,7 +53,7 @@ async def test_a_manager_of_the_clinic_may_mark_it_paid(client: httpx.AsyncClien
     assert (await state_of(conn, booking["booking_id"]))["booking"]["status"] == "confirmed"
 
 
-async def test_others_cannot_mark_it_paid(client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection) -> None:
+async def test_others_cannot_mark_it_paid(client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
     at, booking, payment_id = await _desk_payment(client, conn)
     elsewhere = await scene(conn)
     before = await state_of(conn, booking["booking_id"])
@@ -73,7 +73,7 @@ async def test_others_cannot_mark_it_paid(client: httpx.AsyncClient, pay_db: str
     assert await state_of(conn, booking["booking_id"]) == before
 
 
-async def test_only_desk_payments_are_marked_paid_by_hand(client: httpx.AsyncClient, pay_db: str,
+async def test_only_desk_payments_are_marked_paid_by_hand(client: httpx.AsyncClient, own_database: str,
                                                           conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -89,7 +89,7 @@ async def test_only_desk_payments_are_marked_paid_by_hand(client: httpx.AsyncCli
     assert await state_of(conn, booking["booking_id"]) == before
 
 
-async def test_no_money_is_taken_at_the_desk_for_a_cancelled_booking(client: httpx.AsyncClient, pay_db: str,
+async def test_no_money_is_taken_at_the_desk_for_a_cancelled_booking(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
     at, booking, payment_id = await _desk_payment(client, conn)
     cancelled = await client.post(f"/api/v1/bookings/{booking['booking_id']}/cancel",

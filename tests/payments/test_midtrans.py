@@ -79,7 +79,7 @@ def test_midtrans_statuses_map_to_our_outcomes(transaction_status, fraud_status,
     assert providers.midtrans_outcome(transaction_status, fraud_status) is outcome
 
 
-async def test_snap_payment_then_recorded_notifications(client: httpx.AsyncClient, pay_db: str,
+async def test_snap_payment_then_recorded_notifications(client: httpx.AsyncClient, own_database: str,
                                                         conn: asyncpg.Connection, snap: SnapStandIn) -> None:
     at, booking, answer = await _pay_with_midtrans(client, conn)
 
@@ -122,7 +122,7 @@ async def test_snap_payment_then_recorded_notifications(client: httpx.AsyncClien
 
 
 @pytest.mark.parametrize(("recorded_name", "payment_status"), [("expire", "expired"), ("deny", "failed")])
-async def test_snap_payment_that_fails(client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection,
+async def test_snap_payment_that_fails(client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection,
                                        snap: SnapStandIn, recorded_name: str, payment_status: str) -> None:
     _, booking, answer = await _pay_with_midtrans(client, conn)
     payment_id = answer.json()["payment_id"]
@@ -137,7 +137,7 @@ async def test_snap_payment_that_fails(client: httpx.AsyncClient, pay_db: str, c
 
 
 async def test_no_transaction_or_lock_is_held_while_the_gateway_is_called(
-        client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection, snap: SnapStandIn) -> None:
+        client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection, snap: SnapStandIn) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
     snap.hold = True
@@ -166,7 +166,7 @@ async def test_no_transaction_or_lock_is_held_while_the_gateway_is_called(
     assert answer.json()["payment_url"].startswith(snap.base_url)
 
 
-async def test_a_failing_gateway_fails_the_attempt(client: httpx.AsyncClient, pay_db: str,
+async def test_a_failing_gateway_fails_the_attempt(client: httpx.AsyncClient, own_database: str,
                                                    conn: asyncpg.Connection, snap: SnapStandIn) -> None:
     snap.fail_with = 503
     key = f"snap-{uuid.uuid4()}"
@@ -188,7 +188,7 @@ async def test_a_failing_gateway_fails_the_attempt(client: httpx.AsyncClient, pa
     assert retry.status_code == 201 and retry.json()["status"] == "pending"
 
 
-async def test_a_wrong_server_key_is_a_failed_attempt(client: httpx.AsyncClient, pay_db: str,
+async def test_a_wrong_server_key_is_a_failed_attempt(client: httpx.AsyncClient, own_database: str,
                                                       conn: asyncpg.Connection, snap: SnapStandIn, configure) -> None:
     configure(VETBOOK_MIDTRANS_SERVER_KEY="SB-Mid-server-revoked")
     _, booking, answer = await _pay_with_midtrans(client, conn)
@@ -199,7 +199,7 @@ async def test_a_wrong_server_key_is_a_failed_attempt(client: httpx.AsyncClient,
     assert (await state_of(conn, booking["booking_id"]))["payments"][0]["status"] == "failed"
 
 
-async def test_midtrans_is_not_offered_without_a_server_key(client: httpx.AsyncClient, pay_db: str,
+async def test_midtrans_is_not_offered_without_a_server_key(client: httpx.AsyncClient, own_database: str,
                                                             conn: asyncpg.Connection, configure) -> None:
     configure(VETBOOK_MIDTRANS_SERVER_KEY="")
     _, booking, answer = await _pay_with_midtrans(client, conn)

@@ -31,7 +31,7 @@ def _signed(name: str, payment: dict, **changes: str) -> dict:
     return notification(name, payment["payment_id"], PRICE, get_settings().sandbox_server_key, **changes)
 
 
-async def test_the_same_notification_twice_confirms_the_booking_once(client: httpx.AsyncClient, pay_db: str,
+async def test_the_same_notification_twice_confirms_the_booking_once(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     settlement = _signed("settlement", payment)
@@ -60,7 +60,7 @@ async def test_the_same_notification_twice_confirms_the_booking_once(client: htt
     assert json.loads(history["metadata"])["transaction_id"] == settlement["transaction_id"]
 
 
-async def test_notifications_after_the_settlement_change_nothing(client: httpx.AsyncClient, pay_db: str,
+async def test_notifications_after_the_settlement_change_nothing(client: httpx.AsyncClient, own_database: str,
                                                                  conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     assert (await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", payment))).status_code == 200
@@ -74,7 +74,7 @@ async def test_notifications_after_the_settlement_change_nothing(client: httpx.A
     assert await state_of(conn, booking["booking_id"]) == settled
 
 
-async def test_a_declined_attempt_fails_and_the_booking_keeps_waiting(client: httpx.AsyncClient, pay_db: str,
+async def test_a_declined_attempt_fails_and_the_booking_keeps_waiting(client: httpx.AsyncClient, own_database: str,
                                                                       conn: asyncpg.Connection) -> None:
     booking, payment, at = await _sandbox_payment(client, conn)
     before = await state_of(conn, booking["booking_id"])
@@ -97,7 +97,7 @@ async def test_a_declined_attempt_fails_and_the_booking_keeps_waiting(client: ht
     assert retry.json()["payment_id"] != payment["payment_id"]
 
 
-async def test_a_bad_signature_is_refused_and_changes_nothing(client: httpx.AsyncClient, pay_db: str,
+async def test_a_bad_signature_is_refused_and_changes_nothing(client: httpx.AsyncClient, own_database: str,
                                                               conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     before = await state_of(conn, booking["booking_id"])
@@ -121,7 +121,7 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(client: httpx.Asyn
     assert await state_of(conn, booking["booking_id"]) == before
 
 
-async def test_another_providers_key_does_not_sign_for_the_sandbox(client: httpx.AsyncClient, pay_db: str,
+async def test_another_providers_key_does_not_sign_for_the_sandbox(client: httpx.AsyncClient, own_database: str,
                                                                    conn: asyncpg.Connection, configure) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     configure(VETBOOK_MIDTRANS_SERVER_KEY="SB-Mid-server-another-gateway")
@@ -137,7 +137,7 @@ async def test_another_providers_key_does_not_sign_for_the_sandbox(client: httpx
     assert await state_of(conn, booking["booking_id"]) == before
 
 
-async def test_a_signed_notification_with_another_amount_changes_nothing(client: httpx.AsyncClient, pay_db: str,
+async def test_a_signed_notification_with_another_amount_changes_nothing(client: httpx.AsyncClient, own_database: str,
                                                                          conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     before = await state_of(conn, booking["booking_id"])
@@ -149,7 +149,7 @@ async def test_a_signed_notification_with_another_amount_changes_nothing(client:
     assert await state_of(conn, booking["booking_id"]) == before
 
 
-async def test_notifications_for_nothing_we_know(client: httpx.AsyncClient, pay_db: str) -> None:
+async def test_notifications_for_nothing_we_know(client: httpx.AsyncClient, own_database: str) -> None:
     key = get_settings().sandbox_server_key
     unknown_payment = notification("settlement", uuid.uuid4(), PRICE, key)
     not_our_order = {**unknown_payment, "order_id": "ORDER-101"}
@@ -164,7 +164,7 @@ async def test_notifications_for_nothing_we_know(client: httpx.AsyncClient, pay_
 
 
 async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_cancelled(
-        client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection) -> None:
+        client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     await conn.execute("UPDATE bookings SET payment_due_at = now() - interval '1 second' WHERE booking_id = $1",
                        booking["booking_id"])
@@ -195,7 +195,7 @@ async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_ca
         ("pending_payment", "cancelled")]
 
 
-async def test_a_payment_follows_its_booking_when_it_was_rescheduled(client: httpx.AsyncClient, pay_db: str,
+async def test_a_payment_follows_its_booking_when_it_was_rescheduled(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
     booking, payment, at = await _sandbox_payment(client, conn)
     other_slot = await make_slot(conn, at.clinic, at.service, None, start=local_start(at.clinic, days_ahead=9, hour=15))
@@ -216,7 +216,7 @@ async def test_a_payment_follows_its_booking_when_it_was_rescheduled(client: htt
         ("pending_payment", "confirmed")]
 
 
-async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: httpx.AsyncClient, pay_db: str,
+async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: httpx.AsyncClient, own_database: str,
                                                                         conn: asyncpg.Connection) -> None:
     booking, first, at = await _sandbox_payment(client, conn)
     second = (await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
@@ -240,7 +240,7 @@ async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: 
 
 
 async def test_a_signed_notification_with_a_non_finite_amount_is_refused_and_changes_nothing(
-        client: httpx.AsyncClient, pay_db: str, conn: asyncpg.Connection) -> None:
+        client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
     booking, payment, _ = await _sandbox_payment(client, conn)
     before = await state_of(conn, booking["booking_id"])
     for amount in ("sNaN", "NaN", "Infinity", "-Infinity", "not-a-number"):

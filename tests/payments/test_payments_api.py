@@ -16,7 +16,7 @@ def _path(booking: dict) -> str:
     return f"/api/v1/bookings/{booking['booking_id']}/payments"
 
 
-async def test_same_idempotency_key_answers_the_same_payment(client: httpx.AsyncClient, pay_db: str,
+async def test_same_idempotency_key_answers_the_same_payment(client: httpx.AsyncClient, own_database: str,
                                                              conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -42,7 +42,7 @@ async def test_same_idempotency_key_answers_the_same_payment(client: httpx.Async
         body["idempotency_key"], PRICE, "IDR", "pending")
 
 
-async def test_a_key_reused_for_another_booking_is_a_conflict(client: httpx.AsyncClient, pay_db: str,
+async def test_a_key_reused_for_another_booking_is_a_conflict(client: httpx.AsyncClient, own_database: str,
                                                               conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     first_booking = await pending_booking(conn, at)
@@ -63,7 +63,7 @@ async def test_a_key_reused_for_another_booking_is_a_conflict(client: httpx.Asyn
     assert await conn.fetchval("SELECT count(*) FROM payment_records") == 1
 
 
-async def test_only_the_bookings_owner_may_pay(client: httpx.AsyncClient, pay_db: str,
+async def test_only_the_bookings_owner_may_pay(client: httpx.AsyncClient, own_database: str,
                                                conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -81,7 +81,7 @@ async def test_only_the_bookings_owner_may_pay(client: httpx.AsyncClient, pay_db
     assert await conn.fetchval("SELECT count(*) FROM payment_records") == 0
 
 
-async def test_a_paid_booking_cannot_be_paid_again(client: httpx.AsyncClient, pay_db: str,
+async def test_a_paid_booking_cannot_be_paid_again(client: httpx.AsyncClient, own_database: str,
                                                    conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -100,7 +100,7 @@ async def test_a_paid_booking_cannot_be_paid_again(client: httpx.AsyncClient, pa
                                booking["booking_id"]) == 1
 
 
-async def test_a_booking_past_its_payment_deadline_cannot_be_paid(client: httpx.AsyncClient, pay_db: str,
+async def test_a_booking_past_its_payment_deadline_cannot_be_paid(client: httpx.AsyncClient, own_database: str,
                                                                   conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -115,7 +115,7 @@ async def test_a_booking_past_its_payment_deadline_cannot_be_paid(client: httpx.
     assert await conn.fetchval("SELECT count(*) FROM payment_records") == 0
 
 
-async def test_unknown_or_unconfigured_providers_are_refused(client: httpx.AsyncClient, pay_db: str,
+async def test_unknown_or_unconfigured_providers_are_refused(client: httpx.AsyncClient, own_database: str,
                                                              conn: asyncpg.Connection, configure) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -136,7 +136,7 @@ async def test_unknown_or_unconfigured_providers_are_refused(client: httpx.Async
     assert await conn.fetchval("SELECT count(*) FROM payment_records") == 0
 
 
-async def test_paying_at_the_clinic_moves_the_deadline_to_the_visit(client: httpx.AsyncClient, pay_db: str,
+async def test_paying_at_the_clinic_moves_the_deadline_to_the_visit(client: httpx.AsyncClient, own_database: str,
                                                                     conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)
@@ -158,7 +158,7 @@ async def test_paying_at_the_clinic_moves_the_deadline_to_the_visit(client: http
                              "payment_url": None}
 
 
-async def test_the_same_key_sent_twice_at_once_makes_one_payment(client: httpx.AsyncClient, pay_db: str,
+async def test_the_same_key_sent_twice_at_once_makes_one_payment(client: httpx.AsyncClient, own_database: str,
                                                                  conn: asyncpg.Connection) -> None:
     at = await scene(conn)
     booking = await pending_booking(conn, at)

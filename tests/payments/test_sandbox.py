@@ -29,7 +29,7 @@ async def _sandbox_payment(client: httpx.AsyncClient, conn: asyncpg.Connection, 
     return at, booking, answer.json()["payment_id"]
 
 
-async def test_the_owner_sees_the_sandbox_page(client: httpx.AsyncClient, pay_db: str,
+async def test_the_owner_sees_the_sandbox_page(client: httpx.AsyncClient, own_database: str,
                                                conn: asyncpg.Connection) -> None:
     at, _, payment_id = await _sandbox_payment(client, conn)
     await web_session(client, at.owner.row)
@@ -44,7 +44,7 @@ async def test_the_owner_sees_the_sandbox_page(client: httpx.AsyncClient, pay_db
     assert 'data-testid="sandbox-payment-status">pending<' in page.text
 
 
-async def test_nobody_else_sees_or_uses_the_sandbox_page(client: httpx.AsyncClient, pay_db: str,
+async def test_nobody_else_sees_or_uses_the_sandbox_page(client: httpx.AsyncClient, own_database: str,
                                                          conn: asyncpg.Connection) -> None:
     at, booking, payment_id = await _sandbox_payment(client, conn)
     _, _, desk_payment_id = await _sandbox_payment(client, conn, provider="clinic")

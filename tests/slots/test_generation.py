@@ -15,8 +15,10 @@ from tests.db.factories import local_start, make_clinic, make_service, make_user
 from web.accounts.services import load_current_user
 from web.booking import services as booking_services
 from web.core.errors import InvalidInput, NotFound
-from web.slots import generation
-from web.slots.generation import SlotsHaveBookings, SlotTemplate, StaffOverlap
+from web.slots import blocking, generation
+from web.slots import statements as slot_statements
+from web.slots.blocking import SlotsHaveBookings
+from web.slots.generation import SlotTemplate, StaffOverlap
 
 EVERY_DAY = frozenset(range(7))
 
@@ -36,7 +38,7 @@ async def count_slots(conn: asyncpg.Connection, clinic_id) -> int:
     return await conn.fetchval("SELECT count(*) FROM slots WHERE clinic_id = $1", clinic_id)
 
 
-async def test_generating_twice_creates_nothing_new(booking_db, conn: asyncpg.Connection) -> None:
+async def test_generating_twice_creates_nothing_new(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     first = tomorrow(scene.clinic["timezone"])
     last = first + timedelta(days=6)
@@ -59,7 +61,7 @@ async def test_generating_twice_creates_nothing_new(booking_db, conn: asyncpg.Co
     assert await count_slots(conn, scene.clinic["clinic_id"]) == 42
 
 
-async def test_generation_without_staff_is_idempotent_too(booking_db, conn: asyncpg.Connection) -> None:
+async def test_generation_without_staff_is_idempotent_too(own_database, conn: asyncpg.Connection) -> None:
     # staff_id NULL: the unique constraint is NULLS NOT DISTINCT, so ON CONFLICT still finds the twin.
     scene = await clinic_scene(conn)
     first = tomorrow(scene.clinic["timezone"])
@@ -75,7 +77,7 @@ async def test_generation_without_staff_is_idempotent_too(booking_db, conn: asyn
 
 @pytest.mark.parametrize(("zone", "offset_hours"), [("Asia/Jakarta", 7), ("Asia/Makassar", 8),
                                                      ("Asia/Jayapura", 9)])
-async def test_slots_are_laid_in_the_clinic_local_time(booking_db, conn: asyncpg.Connection, zone: str,
+async def test_slots_are_laid_in_the_clinic_local_time(own_database, conn: asyncpg.Connection, zone: str,
                                                        offset_hours: int) -> None:
     scene = await clinic_scene(conn, timezone=zone)
     day = tomorrow(zone)
@@ -95,7 +97,7 @@ async def test_slots_are_laid_in_the_clinic_local_time(booking_db, conn: asyncpg
 
 
 async def test_overlap_for_the_same_staff_member_is_refused_and_nothing_is_written(
-        booking_db, conn: asyncpg.Connection) -> None:
+        own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     day = tomorrow(scene.clinic["timezone"])
     other_service = await make_service(conn, scene.clinic, duration_minutes=45)
@@ -117,7 +119,7 @@ async def test_overlap_for_the_same_staff_member_is_refused_and_nothing_is_writt
 
 
 async def test_a_concurrent_overlap_reaching_the_exclusion_constraint_becomes_a_409(
-        booking_db, conn: asyncpg.Connection) -> None:
+        own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     day = tomorrow(scene.clinic["timezone"])
     other_service = await make_service(conn, scene.clinic, duration_minutes=30)
@@ -138,7 +140,7 @@ async def test_a_concurrent_overlap_reaching_the_exclusion_constraint_becomes_a_
     ({"length_minutes": 2}, "length_minutes"),
     ({"price": Decimal("-1")}, "price"),
 ])
-async def test_bad_templates_are_refused_and_nothing_is_written(booking_db, conn: asyncpg.Connection,
+async def test_bad_templates_are_refused_and_nothing_is_written(own_database, conn: asyncpg.Connection,
                                                                  overrides, field) -> None:
     scene = await clinic_scene(conn)
     day = tomorrow(scene.clinic["timezone"])
@@ -149,7 +151,7 @@ async def test_bad_templates_are_refused_and_nothing_is_written(booking_db, conn
     assert await count_slots(conn, scene.clinic["clinic_id"]) == 0
 
 
-async def test_bad_ranges_are_refused(booking_db, conn: asyncpg.Connection) -> None:
+async def test_bad_ranges_are_refused(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     day = tomorrow(scene.clinic["timezone"])
     cases = [(day, day - timedelta(days=1), "last_day"), (day, day + timedelta(days=62), "last_day"),
@@ -162,7 +164,7 @@ async def test_bad_ranges_are_refused(booking_db, conn: asyncpg.Connection) -> N
     assert await count_slots(conn, scene.clinic["clinic_id"]) == 0
 
 
-async def test_staff_of_another_clinic_get_not_found(booking_db, conn: asyncpg.Connection) -> None:
+async def test_staff_of_another_clinic_get_not_found(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     other_clinic = await make_clinic(conn)
     stranger = await load_current_user((await make_user(conn, role="receptionist", clinic=other_clinic))["user_id"])
@@ -170,7 +172,7 @@ async def test_staff_of_another_clinic_get_not_found(booking_db, conn: asyncpg.C
     with pytest.raises(NotFound):
         await generation.generate_slots(stranger, scene.clinic["clinic_id"], template(scene), day, day)
     with pytest.raises(NotFound):
-        await generation.block_slots(stranger, scene.clinic["clinic_id"], first_day=day, last_day=day)
+        await blocking.block_slots(stranger, scene.clinic["clinic_id"], first_day=day, last_day=day)
     # Another clinic's service or staff member is an input error at one's own clinic.
     mine = await clinic_scene(conn)
     with pytest.raises(InvalidInput) as refused:
@@ -182,7 +184,7 @@ async def test_staff_of_another_clinic_get_not_found(booking_db, conn: asyncpg.C
 
 
 async def test_blocking_a_slot_with_active_bookings_is_refused_naming_them(
-        booking_db, conn: asyncpg.Connection) -> None:
+        own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     customer = await owner(conn)
     busy = await slot(conn, scene)
@@ -191,7 +193,7 @@ async def test_blocking_a_slot_with_active_bookings_is_refused_naming_them(
     before = await snapshot(conn)
 
     with pytest.raises(SlotsHaveBookings) as refused:
-        await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+        await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                      slot_ids=[busy["slot_id"], free["slot_id"]])
 
     code = booking["booking_code"]
@@ -201,19 +203,19 @@ async def test_blocking_a_slot_with_active_bookings_is_refused_naming_them(
     assert await snapshot(conn) == before
 
 
-async def test_a_pending_hold_also_prevents_blocking(booking_db, conn: asyncpg.Connection) -> None:
+async def test_a_pending_hold_also_prevents_blocking(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     customer = await owner(conn)
     held_slot = await slot(conn, scene)
     await booking_services.hold(customer.user, held_slot["slot_id"], customer.pet["pet_id"])
     with pytest.raises(SlotsHaveBookings) as refused:
-        await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+        await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                      slot_ids=[held_slot["slot_id"]])
     assert refused.value.holds == 1
     assert (await conn.fetchval("SELECT status FROM slots WHERE slot_id = $1", held_slot["slot_id"])) == "available"
 
 
-async def test_cancel_and_block_refunds_paid_bookings_in_full(booking_db, conn: asyncpg.Connection) -> None:
+async def test_cancel_and_block_refunds_paid_bookings_in_full(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     customer = await owner(conn, pets=2)
     target = await slot(conn, scene, capacity=3)
@@ -222,7 +224,7 @@ async def test_cancel_and_block_refunds_paid_bookings_in_full(booking_db, conn: 
     other = await owner(conn)
     await booking_services.hold(other.user, target["slot_id"], other.pet["pet_id"])
 
-    result = await generation.cancel_bookings_and_block(
+    result = await blocking.cancel_bookings_and_block(
         scene.receptionist.user, scene.clinic["clinic_id"], slot_ids=[target["slot_id"]], reason="leave")
 
     assert (result.changed, result.released_holds) == (1, 1)
@@ -250,43 +252,43 @@ async def test_cancel_and_block_refunds_paid_bookings_in_full(booking_db, conn: 
 
 
 async def test_a_hold_on_a_blocked_slot_is_refused_and_unblocking_opens_it(
-        booking_db, conn: asyncpg.Connection) -> None:
+        own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     customer = await owner(conn)
     target = await slot(conn, scene)
     day = target["date"]
-    result = await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+    result = await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                           first_day=day, last_day=day, reason="maintenance")
     assert (result.changed, result.unchanged) == (1, 0)
 
     with pytest.raises(booking_services.SlotUnavailable) as refused:
         await booking_services.hold(customer.user, target["slot_id"], customer.pet["pet_id"])
     assert "not open for booking" in refused.value.detail
-    again = await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+    again = await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                          slot_ids=[target["slot_id"]])
     assert (again.changed, again.unchanged) == (0, 1)
 
-    opened = await generation.unblock_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+    opened = await blocking.unblock_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                             slot_ids=[target["slot_id"]])
     assert opened.changed == 1
     held = await booking_services.hold(customer.user, target["slot_id"], customer.pet["pet_id"])
     assert held["slot_id"] == target["slot_id"]
 
 
-async def test_blocking_needs_a_selection(booking_db, conn: asyncpg.Connection) -> None:
+async def test_blocking_needs_a_selection(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     with pytest.raises(InvalidInput):
-        await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"])
+        await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"])
     with pytest.raises(InvalidInput):
-        await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+        await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                      first_day=tomorrow("Asia/Jakarta"), last_day=None)
     with pytest.raises(InvalidInput):
-        await generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+        await blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                      first_day=tomorrow("Asia/Jakarta"), last_day=tomorrow("Asia/Jakarta"),
                                      reason="holiday")
 
 
-async def test_a_hold_and_a_block_racing_on_one_slot_end_consistently(booking_db, conn: asyncpg.Connection) -> None:
+async def test_a_hold_and_a_block_racing_on_one_slot_end_consistently(own_database, conn: asyncpg.Connection) -> None:
     scene = await clinic_scene(conn)
     outcomes = set()
     for round_number in range(6):
@@ -294,7 +296,7 @@ async def test_a_hold_and_a_block_racing_on_one_slot_end_consistently(booking_db
         target = await slot(conn, scene, hour=8 + round_number)
         hold_result, block_result = await asyncio.gather(
             booking_services.hold(customer.user, target["slot_id"], customer.pet["pet_id"]),
-            generation.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
+            blocking.block_slots(scene.receptionist.user, scene.clinic["clinic_id"],
                                    slot_ids=[target["slot_id"]]),
             return_exceptions=True,
         )
@@ -316,16 +318,16 @@ async def test_a_hold_and_a_block_racing_on_one_slot_end_consistently(booking_db
     assert outcomes  # which one wins is up to the scheduler; each round ended consistently
 
 
-async def test_the_insert_does_not_swallow_staff_overlaps(booking_db, conn: asyncpg.Connection) -> None:
+async def test_the_insert_does_not_swallow_staff_overlaps(own_database, conn: asyncpg.Connection) -> None:
     # ON CONFLICT names the identity constraint: an overlap reaching the insert (past the check) is an
     # exclusion violation, never a silently skipped slot.
     scene = await clinic_scene(conn)
     start = local_start(scene.clinic, days_ahead=2, hour=10)
-    await conn.execute(generation.INSERT_GENERATED, scene.clinic["clinic_id"], scene.service["service_id"],
+    await conn.execute(slot_statements.INSERT_GENERATED, scene.clinic["clinic_id"], scene.service["service_id"],
                        scene.staff["staff_id"], 1, None, None, [start.date()], [start],
                        [start + timedelta(minutes=30)])
     other = await make_service(conn, scene.clinic)
     with pytest.raises(asyncpg.ExclusionViolationError):
-        await conn.execute(generation.INSERT_GENERATED, scene.clinic["clinic_id"], other["service_id"],
+        await conn.execute(slot_statements.INSERT_GENERATED, scene.clinic["clinic_id"], other["service_id"],
                            scene.staff["staff_id"], 1, None, None, [start.date()], [start + timedelta(minutes=10)],
                            [start + timedelta(minutes=40)])

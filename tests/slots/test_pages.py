@@ -33,7 +33,7 @@ def week_form(scene, token: str, **overrides) -> dict:
     return form | overrides
 
 
-async def test_generate_form_then_list_and_again_zero_new(booking_db, conn: asyncpg.Connection,
+async def test_generate_form_then_list_and_again_zero_new(own_database, conn: asyncpg.Connection,
                                                           client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     token = await signed_in(client, scene)
@@ -54,7 +54,7 @@ async def test_generate_form_then_list_and_again_zero_new(booking_db, conn: asyn
 
 
 async def test_bad_generate_input_is_a_422_page_with_messages_and_writes_nothing(
-        booking_db, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
+        own_database, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     token = await signed_in(client, scene)
     url = f"/desk/slots/generate?clinic={scene.clinic['clinic_id']}"
@@ -72,7 +72,7 @@ async def test_bad_generate_input_is_a_422_page_with_messages_and_writes_nothing
     assert await conn.fetchval("SELECT count(*) FROM slots WHERE clinic_id = $1", scene.clinic["clinic_id"]) == 0
 
 
-async def test_an_overlap_is_a_409_page_listing_the_clash(booking_db, conn: asyncpg.Connection,
+async def test_an_overlap_is_a_409_page_listing_the_clash(own_database, conn: asyncpg.Connection,
                                                            client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     token = await signed_in(client, scene)
@@ -89,7 +89,7 @@ async def test_an_overlap_is_a_409_page_listing_the_clash(booking_db, conn: asyn
 
 
 async def test_block_with_bookings_offers_cancel_and_block_which_refunds_in_full(
-        booking_db, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
+        own_database, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     customer = await owner(conn)
     target = await slot(conn, scene)
@@ -122,7 +122,7 @@ async def test_block_with_bookings_offers_cancel_and_block_which_refunds_in_full
     assert await conn.fetchval("SELECT status FROM slots WHERE slot_id = $1", target["slot_id"]) == "unavailable"
 
 
-async def test_block_and_unblock_a_range(booking_db, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
+async def test_block_and_unblock_a_range(own_database, conn: asyncpg.Connection, client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     first, second = await slot(conn, scene, hour=9), await slot(conn, scene, hour=10)
     token = await signed_in(client, scene)

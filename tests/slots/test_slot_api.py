@@ -21,7 +21,7 @@ async def search(client: httpx.AsyncClient, headers: dict, scene, day) -> list[s
     return [row["slot_id"] for row in response.json()]
 
 
-async def test_slots_inside_the_booking_notice_are_not_offered(booking_db, conn: asyncpg.Connection,
+async def test_slots_inside_the_booking_notice_are_not_offered(own_database, conn: asyncpg.Connection,
                                                                client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn, min_booking_notice_minutes=60)
     person = await owner(conn)
@@ -41,7 +41,7 @@ async def test_slots_inside_the_booking_notice_are_not_offered(booking_db, conn:
     assert held["status"] == "pending"
 
 
-async def test_a_slot_price_that_is_not_a_number_is_refused(booking_db, conn: asyncpg.Connection,
+async def test_a_slot_price_that_is_not_a_number_is_refused(own_database, conn: asyncpg.Connection,
                                                             client: httpx.AsyncClient) -> None:
     scene = await clinic_scene(conn)
     start = start_between(scene.clinic["timezone"], timedelta(days=3), timedelta(days=4))
@@ -52,3 +52,29 @@ async def test_a_slot_price_that_is_not_a_number_is_refused(booking_db, conn: as
             "capacity": 1, "price": price})
         assert response.status_code == 422, (price, response.text)
     assert await conn.fetchval("SELECT count(*) FROM slots") == 0
+
+
+async def test_the_api_creates_slots_by_the_generators_rules(own_database, conn: asyncpg.Connection,
+                                                             client: httpx.AsyncClient) -> None:
+    # One slot from the API and a week from the template follow the same rules: a service no longer
+    # offered, someone who left, a 2-minute slot and 101 places are refused, each with its field named.
+    scene = await clinic_scene(conn)
+    start = start_between(scene.clinic["timezone"], timedelta(days=3), timedelta(days=4))
+    body = {"clinic_id": str(scene.clinic["clinic_id"]), "service_id": str(scene.service["service_id"]),
+            "start_time": start.isoformat(), "end_time": (start + timedelta(minutes=30)).isoformat(), "capacity": 1}
+    await conn.execute("UPDATE services SET is_active = false WHERE service_id = $1", scene.service["service_id"])
+    refused = await client.post("/api/v1/slots", headers=scene.receptionist.headers, json=body)
+    assert refused.status_code == 422, refused.text
+    assert "service_id" in refused.text and "no longer offered" in refused.text
+    await conn.execute("UPDATE services SET is_active = true WHERE service_id = $1", scene.service["service_id"])
+    await conn.execute("UPDATE staff SET is_active = false WHERE staff_id = $1", scene.staff["staff_id"])
+    for change, field in (({"staff_id": str(scene.staff["staff_id"])}, "staff_id"),
+                          ({"end_time": (start + timedelta(minutes=2)).isoformat()}, "end_time"),
+                          ({"capacity": 101}, "capacity")):
+        response = await client.post("/api/v1/slots", headers=scene.receptionist.headers, json=body | change)
+        assert response.status_code == 422, (change, response.text)
+        assert field in response.text, (change, response.text)
+    assert await conn.fetchval("SELECT count(*) FROM slots") == 0
+    created = await client.post("/api/v1/slots", headers=scene.receptionist.headers, json=body)
+    assert created.status_code == 201, created.text
+    assert await conn.fetchval("SELECT count(*) FROM slots") == 1

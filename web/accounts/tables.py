@@ -24,7 +24,7 @@ class User(Table, tablename="users"):
 
 class Pet(Table, tablename="pets"):
     pet_id = UUID(primary_key=True)
-    owner_id = ForeignKey(references=User)
+    owner_id = ForeignKey(references=User, null=False)
     name = Varchar(length=80)
     species = Varchar(length=20)
     breed = Varchar(length=80, null=True, default=None)
@@ -39,7 +39,7 @@ class AuthSession(Table, tablename="auth_sessions"):
 
     session_id = UUID(primary_key=True)
     token_hash = Bytea()
-    user_id = ForeignKey(references=User)
+    user_id = ForeignKey(references=User, null=False)
     kind = Varchar(length=10)
     created_at = Timestamptz(default=TimestamptzNow())
     expires_at = Timestamptz()

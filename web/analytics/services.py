@@ -35,12 +35,11 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from piccolo.engine import engine_finder
 
 from web.accounts.auth import ROLE_MANAGER, CurrentUser
-from web.core import rate_limit, sql
+from web.core import clock, rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.messages import N_
@@ -52,7 +51,6 @@ REFRESH_TOO_SOON = N_("The figures were refreshed less than a minute ago. Please
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
 # For "today" when the manager's clinics lie in several zones: Western Indonesia, where most clinics are.
-FALLBACK_ZONE = "Asia/Jakarta"
 # Days outside these are typing mistakes (and the previous period of 0001-01-01 cannot be computed).
 EARLIEST_DAY = date(2000, 1, 1)
 LATEST_DAY = date(2100, 12, 31)
@@ -161,7 +159,7 @@ class ManagerScope:
         if clinic_id is not None:
             return self.clinic(clinic_id).timezone
         zones = {clinic.timezone for clinic in self.clinics}
-        return zones.pop() if len(zones) == 1 else FALLBACK_ZONE
+        return zones.pop() if len(zones) == 1 else clock.PLATFORM_ZONE
 
 
 def _require_manager(user: CurrentUser) -> None:
@@ -235,7 +233,7 @@ def check_filters(scope: ManagerScope, params: dict[str, Any], today: date | Non
         if service is None:
             raise NotFound(N_("This service does not exist, or it is not offered by the chosen clinic."))
     if today is None:
-        today = datetime.now(ZoneInfo(scope.zone(clinic_id))).date()
+        today = clock.clinic_today(scope.zone(clinic_id))
     last_day = last_day or (today if first_day is None else first_day + timedelta(days=DEFAULT_DAYS - 1))
     first_day = first_day or last_day - timedelta(days=DEFAULT_DAYS - 1)
     if not (EARLIEST_DAY <= first_day and last_day <= LATEST_DAY):

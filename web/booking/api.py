@@ -16,7 +16,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from web.accounts.auth import owner_only, signed_in, staff_only
-from web.booking import services
+from web.booking import queries, services
 
 Notes = Annotated[str, msgspec.Meta(max_length=2000)]
 Version = Annotated[int, msgspec.Meta(ge=1)]
@@ -106,7 +106,7 @@ class ReservationApiController(Controller):
     async def confirm(self, request: Request, reservation_id: FromPath[UUID], data: JSONBody[ConfirmRequest]) -> BookingOut:
         """Turn the hold into a booking (410 when it expired, 409 when already confirmed or released)."""
         booking = await services.confirm(request.user, reservation_id, data.lock_token, data.notes)
-        return booking_out(await services.get_booking(request.user, booking["booking_id"]))
+        return booking_out(await queries.get_booking(request.user, booking["booking_id"]))
 
 
 class BookingApiController(Controller):
@@ -117,40 +117,40 @@ class BookingApiController(Controller):
     @get("/")
     async def list_bookings(self, request: Request) -> list[BookingOut]:
         """An owner's bookings; a receptionist's clinic's; a manager's clinics'."""
-        return [booking_out(row) for row in await services.list_bookings(request.user)]
+        return [booking_out(row) for row in await queries.list_bookings(request.user)]
 
     @get("/{booking_id:uuid}")
     async def get_booking(self, request: Request, booking_id: FromPath[UUID]) -> BookingOut:
         """One booking (404 when it is not yours to see)."""
-        return booking_out(await services.get_booking(request.user, booking_id))
+        return booking_out(await queries.get_booking(request.user, booking_id))
 
     @post("/{booking_id:uuid}/cancel", status_code=HTTP_200_OK)
     async def cancel(self, request: Request, booking_id: FromPath[UUID], data: JSONBody[CancelRequest]) -> BookingOut:
         """Cancel (409 on a stale version); refunds by policy."""
         await services.cancel(request.user, booking_id, data.reason, data.version, data.notes)
-        return booking_out(await services.get_booking(request.user, booking_id))
+        return booking_out(await queries.get_booking(request.user, booking_id))
 
     @post("/{booking_id:uuid}/reschedule", status_code=HTTP_200_OK)
     async def reschedule(self, request: Request, booking_id: FromPath[UUID],
                          data: JSONBody[RescheduleRequest]) -> BookingOut:
         """Move to another slot of the same service; answers the new booking."""
         replacement = await services.reschedule(request.user, booking_id, data.slot_id, data.version)
-        return booking_out(await services.get_booking(request.user, replacement["booking_id"]))
+        return booking_out(await queries.get_booking(request.user, replacement["booking_id"]))
 
     @post("/{booking_id:uuid}/check-in", guards=[staff_only], status_code=HTTP_200_OK)
     async def check_in(self, request: Request, booking_id: FromPath[UUID], data: JSONBody[VersionRequest]) -> BookingOut:
         """The pet arrived (receptionists)."""
         await services.check_in(request.user, booking_id, data.version)
-        return booking_out(await services.get_booking(request.user, booking_id))
+        return booking_out(await queries.get_booking(request.user, booking_id))
 
     @post("/{booking_id:uuid}/complete", guards=[staff_only], status_code=HTTP_200_OK)
     async def complete(self, request: Request, booking_id: FromPath[UUID], data: JSONBody[VersionRequest]) -> BookingOut:
         """The visit is over (receptionists)."""
         await services.complete(request.user, booking_id, data.version)
-        return booking_out(await services.get_booking(request.user, booking_id))
+        return booking_out(await queries.get_booking(request.user, booking_id))
 
     @post("/{booking_id:uuid}/no-show", guards=[staff_only], status_code=HTTP_200_OK)
     async def no_show(self, request: Request, booking_id: FromPath[UUID], data: JSONBody[VersionRequest]) -> BookingOut:
         """The pet did not come, after the start time (receptionists)."""
         await services.mark_no_show(request.user, booking_id, data.version)
-        return booking_out(await services.get_booking(request.user, booking_id))
+        return booking_out(await queries.get_booking(request.user, booking_id))

@@ -194,12 +194,6 @@ async def _booking_for_update(actor: CurrentUser, booking_id: UUID) -> asyncpg.R
     return booking
 
 
-def _require_version(booking: asyncpg.Record, version: int) -> None:
-    if booking["version"] != version:
-        raise Conflict(N_("This booking changed meanwhile (it is now %(status)s). Reload it and try again.",
-                          status=state.status_words(booking["status"])))
-
-
 def refund_policy(booking: asyncpg.Record | dict, by_clinic: bool, now: datetime) -> RefundPolicy:
     """The design's standard policy (90%) up to the clinic's refund deadline, nothing after it, and 100%
     when the clinic cancels."""
@@ -223,7 +217,7 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
     by_clinic = actor.role != ROLE_OWNER
     async with transaction_as(actor.user_id, reason=reason) as transaction:
         booking = await _booking_for_update(actor, booking_id)
-        _require_version(booking, version)
+        state.require_version(booking, version)
         state.require_transition(booking["status"], state.CANCELLED)
         policy, refunded = None, Decimal(0)
         if booking["payment_status"] == "paid" and booking["final_amount"] > 0:
@@ -320,7 +314,7 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
     new_slot = await _slot(new_slot_id)
     async with transaction_as(actor.user_id, reason="reschedule") as transaction:
         booking = await _booking_for_update(actor, booking_id)
-        _require_version(booking, version)
+        state.require_version(booking, version)
         state.require_transition(booking["status"], state.RESCHEDULED)
         if new_slot["slot_id"] == booking["slot_id"]:
             raise Conflict(N_("The booking is already in this slot."))
@@ -376,9 +370,9 @@ async def _staff_transition(actor: CurrentUser, booking_id: UUID, version: int, 
         raise NotFound(N_("No such booking."))
     async with transaction_as(actor.user_id, reason=reason):
         booking = await _booking_for_update(actor, booking_id)
-        _require_version(booking, version)
+        state.require_version(booking, version)
         state.require_transition(booking["status"], wanted)
-        if wanted == state.NO_SHOW and booking["start_time"] > _now():
+        if wanted == state.NO_SHOW and not state.can_mark_no_show(booking, _now()):
             raise Conflict(N_("A visit can be marked as a no-show only after its start time."))
         updated = await sql.fetchrow(q.CHANGE_STATUS_AT_DESK, booking_id, booking["created_at"], wanted)
     return dict(updated)
@@ -439,6 +433,13 @@ async def set_payment_due(booking: asyncpg.Record, due: datetime) -> None:
     await sql.execute(q.SET_PAYMENT_DUE, booking["booking_id"], booking["created_at"], due)
 
 
+async def lock_bookings_nowait(booking_ids: list[UUID]) -> None:
+    """Lock these bookings before the caller cancels them while it holds their slots' rows: NOWAIT,
+    because someone changing one of them now locks the booking, then the slot; waiting would deadlock
+    (asyncpg.LockNotAvailableError instead)."""
+    await sql.execute(q.LOCK_BOOKINGS_NOWAIT, booking_ids)
+
+
 async def cancel_holds_on_blocked_slots(reservation_ids: list[UUID]) -> list[tuple[UUID, date, int]]:
     """Cancel these pending holds (their slots are being blocked, and are locked by the caller); the
     places they held, as (slot_id, day, places), for the caller to give back. The holds are locked NOWAIT:
@@ -485,104 +486,20 @@ def _json(value: dict) -> str:
 
 # ------------------------------------------------------------------ reads
 
-_BOOKING_READ = """
-SELECT b.booking_id, b.status, b.payment_status, b.slot_id, b.pet_id, b.clinic_id, b.service_id, b.staff_id,
-       b.total_amount, b.discount_amount, b.final_amount, b.refunded_amount, b.currency, b.version, b.notes,
-       b.booking_source, b.created_at, b.payment_due_at, b.cancelled_at, b.completed_at,
-       b.cancellation_reason, b.rescheduled_from_booking_id, s.start_time, s.end_time
-FROM bookings b
-JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-"""
 
 
-def _scope(actor: CurrentUser) -> tuple[str, list]:
-    if actor.role == ROLE_OWNER:
-        return "b.user_id = $1", [actor.user_id]
-    if actor.clinic_id is None:  # a manager of every clinic
-        return "TRUE", []
-    return "b.clinic_id = $1", [actor.clinic_id]
 
 
-async def list_bookings(actor: CurrentUser, limit: int = 200) -> list[dict]:
-    """The actor's bookings (an owner's own; staff: their clinic's), newest visit first."""
-    where, args = _scope(actor)
-    rows = await sql.fetch(f"{_BOOKING_READ} WHERE {where} ORDER BY s.start_time DESC LIMIT {int(limit)}", *args)
-    return [dict(row) for row in rows]
 
 
-async def get_booking(actor: CurrentUser, booking_id: UUID) -> dict:
-    where, args = _scope(actor)
-    row = await sql.fetchrow(
-        f"{_BOOKING_READ} WHERE b.booking_id = ${len(args) + 1} AND {where}", *args, booking_id
-    )
-    if row is None:
-        raise NotFound(N_("No such booking."))
-    return dict(row)
 
 
 # ------------------------------------------------------------------ owner pages (my bookings, cancel preview)
 
-# One row per booking with everything the owner's pages show: clinic, service, pet, visit time, the
-# replacement of a rescheduled booking, and the latest payment attempt along the booking's reschedule chain
-# (a payment started before a reschedule names the earlier booking).
-_OWNER_BOOKINGS = """
-SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.total_amount, b.discount_amount,
-       b.final_amount, b.refunded_amount, b.currency, b.version, b.payment_due_at, b.payment_id, b.notes,
-       b.created_at, b.cancelled_at, b.cancellation_reason, b.rescheduled_from_booking_id,
-       b.clinic_id, b.service_id, b.slot_id, s.date AS slot_day, s.start_time, s.end_time,
-       c.name AS clinic_name, c.address AS clinic_address, c.timezone, c.refund_deadline_hours,
-       sv.name AS service_name, sv.duration_minutes, p.name AS pet_name,
-       moved.booking_id AS rescheduled_to_booking_id,
-       attempt.payment_id AS last_payment_id, attempt.payment_provider AS last_payment_provider,
-       attempt.status AS last_payment_status, attempt.payment_url AS last_payment_url,
-       -- What the booking's payment returned when the visit moved to a cheaper time (its refunds beyond
-       -- the booking's own cancellation refund).
-       GREATEST(COALESCE(paid.refund_amount, 0) - b.refunded_amount, 0) AS price_difference_returned
-FROM bookings b
-JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-JOIN clinics c ON c.clinic_id = b.clinic_id
-JOIN services sv ON sv.service_id = b.service_id
-JOIN pets p ON p.pet_id = b.pet_id
-LEFT JOIN payment_records paid ON paid.payment_id = b.payment_id
-LEFT JOIN LATERAL (
-    SELECT r.booking_id FROM bookings r
-    WHERE r.rescheduled_from_booking_id = b.booking_id AND r.rescheduled_from_created_at = b.created_at
-    LIMIT 1
-) moved ON b.status = 'rescheduled'
-LEFT JOIN LATERAL (
-    WITH RECURSIVE chain(booking_id, from_id, depth) AS (
-        SELECT b.booking_id, b.rescheduled_from_booking_id, 0
-        UNION ALL
-        SELECT e.booking_id, e.rescheduled_from_booking_id, chain.depth + 1
-        FROM chain JOIN bookings e ON e.booking_id = chain.from_id
-        WHERE chain.depth < 20
-    )
-    SELECT pr.payment_id, pr.payment_provider, pr.status, pr.payment_url
-    FROM payment_records pr
-    WHERE pr.booking_id IN (SELECT booking_id FROM chain)
-    ORDER BY pr.created_at DESC
-    LIMIT 1
-) attempt ON TRUE
-WHERE b.user_id = $1
-"""
 
 
-async def owner_bookings(owner: CurrentUser, limit: int = 200) -> list[dict]:
-    """The owner's bookings with clinic, service, pet and payment details, newest visit first (one query)."""
-    if owner.role != ROLE_OWNER:
-        return []
-    rows = await sql.fetch(f"{_OWNER_BOOKINGS} ORDER BY s.start_time DESC LIMIT {int(limit)}", owner.user_id)
-    return [dict(row) for row in rows]
 
 
-async def owner_booking(owner: CurrentUser, booking_id: UUID) -> dict:
-    """One of the owner's bookings with its details (404 for anyone else's or a missing one)."""
-    row = None
-    if owner.role == ROLE_OWNER:
-        row = await sql.fetchrow(f"{_OWNER_BOOKINGS} AND b.booking_id = $2", owner.user_id, booking_id)
-    if row is None:
-        raise NotFound(N_("No such booking."))
-    return dict(row)
 
 
 def cancellation_preview(actor: CurrentUser, booking: dict, now: datetime | None = None) -> dict:
@@ -658,33 +575,5 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
 
 # ------------------------------------------------------------------ owner pages (a hold's confirm page)
 
-_OWNER_RESERVATION = """
-SELECT r.reservation_id, r.status, r.lock_token, r.created_at, r.expires_at, r.expires_at <= now() AS is_expired,
-       r.slot_id, r.slot_date, r.service_id, r.pet_id, s.clinic_id, s.start_time, s.end_time,
-       COALESCE(s.price, sv.price) AS price, sv.currency, sv.name AS service_name, sv.duration_minutes,
-       c.name AS clinic_name, c.address AS clinic_address, c.timezone, p.name AS pet_name, p.species AS pet_species,
-       b.booking_id
-FROM reservations r
-JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
-JOIN services sv ON sv.service_id = r.service_id
-JOIN clinics c ON c.clinic_id = s.clinic_id
-JOIN pets p ON p.pet_id = r.pet_id
-LEFT JOIN LATERAL (
-    SELECT booking_id FROM bookings WHERE reservation_id = r.reservation_id LIMIT 1
-) b ON r.status = 'confirmed'
-WHERE r.reservation_id = $1 AND r.user_id = $2
-"""
 
 
-async def owner_reservation(owner: CurrentUser, reservation_id: UUID) -> dict:
-    """One of the owner's holds with its slot, clinic, service, pet and price (and its booking once
-    confirmed). 404 for anyone else's or a missing one. The price is what ``confirm`` would charge."""
-    row = None
-    if owner.role == ROLE_OWNER:
-        row = await sql.fetchrow(_OWNER_RESERVATION, reservation_id, owner.user_id)
-    if row is None:
-        raise NotFound(N_("No such hold."))
-    reservation = dict(row)
-    price = Decimal(reservation["price"] or 0)
-    reservation.update(total_amount=price, discount_amount=Decimal(0), final_amount=price)
-    return reservation

@@ -5,6 +5,8 @@ A slot's places change through web/slots/places.py, a payment's record through w
 Every statement that touches a slot names its partition key (``date``) so PostgreSQL prunes to one month.
 """
 
+from web.booking import state
+
 SLOT_BY_ID = """
 SELECT s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
        s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price, sv.currency,
@@ -24,14 +26,14 @@ SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'pending' AND 
 """
 
 # Does this pet already have a hold or a booking whose time overlaps [start, end)?
-PET_IS_BUSY = """
+PET_IS_BUSY = f"""
 SELECT EXISTS (
     SELECT 1 FROM reservations r JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
     WHERE r.pet_id = $1 AND r.status = 'pending' AND r.expires_at > now()
       AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
     UNION ALL
     SELECT 1 FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-    WHERE b.pet_id = $1 AND b.status IN ('pending_payment', 'confirmed', 'in_progress')
+    WHERE b.pet_id = $1 AND b.status IN {state.ACTIVE_SQL}
       AND b.booking_id IS DISTINCT FROM $4
       AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
 )
@@ -138,7 +140,7 @@ WHERE reservation_id IN (
 RETURNING slot_id, slot_date
 """
 
-# Holds on slots being blocked: locked NOWAIT (see web/slots/generation.py, "Blocking", for why), then cancelled; their
+# Holds on slots being blocked: locked NOWAIT (see web/slots/blocking.py for why), then cancelled; their
 # owners' confirm then answers "This hold was already released".
 LOCK_HOLDS_NOWAIT = "SELECT 1 FROM reservations WHERE reservation_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
 CANCEL_HOLDS = """
@@ -195,4 +197,102 @@ SET_PAYMENT_DUE = "UPDATE bookings SET payment_due_at = $3 WHERE booking_id = $1
 # The booking's replacement in a reschedule, whose status it hands on to.
 REPLACEMENT_OF = """
 SELECT booking_id FROM bookings WHERE rescheduled_from_booking_id = $1 AND rescheduled_from_created_at = $2
+"""
+
+
+# ------------------------------------------------------------------ reads (web/booking/queries.py)
+
+ACTIVE_BOOKINGS_IN_SLOTS = f"""
+SELECT b.booking_id, b.booking_code, b.status, b.version, b.slot_id, s.start_time, p.name AS pet_name,
+       u.name AS owner_name, b.final_amount, b.payment_status
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+JOIN pets p ON p.pet_id = b.pet_id
+JOIN users u ON u.user_id = b.user_id
+WHERE b.slot_id = ANY($1::uuid[]) AND b.slot_date = ANY($2::date[])
+  AND b.status IN {state.ACTIVE_SQL}
+ORDER BY s.start_time, b.booking_code
+"""
+
+
+LIVE_HOLDS_IN_SLOTS = """
+SELECT r.reservation_id, r.slot_id, r.slot_date FROM reservations r
+WHERE r.slot_id = ANY($1::uuid[]) AND r.slot_date = ANY($2::date[])
+  AND r.status = 'pending' AND r.expires_at > now()
+"""
+
+
+LOCK_BOOKINGS_NOWAIT = "SELECT 1 FROM bookings WHERE booking_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
+
+
+BOOKING_READ = """
+SELECT b.booking_id, b.status, b.payment_status, b.slot_id, b.pet_id, b.clinic_id, b.service_id, b.staff_id,
+       b.total_amount, b.discount_amount, b.final_amount, b.refunded_amount, b.currency, b.version, b.notes,
+       b.booking_source, b.created_at, b.payment_due_at, b.cancelled_at, b.completed_at,
+       b.cancellation_reason, b.rescheduled_from_booking_id, s.start_time, s.end_time
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+"""
+
+
+# One row per booking with everything the owner's pages show: clinic, service, pet, visit time, the
+# replacement of a rescheduled booking, and the latest payment attempt along the booking's reschedule chain
+# (a payment started before a reschedule names the earlier booking).
+OWNER_BOOKINGS = """
+SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.total_amount, b.discount_amount,
+       b.final_amount, b.refunded_amount, b.currency, b.version, b.payment_due_at, b.payment_id, b.notes,
+       b.created_at, b.cancelled_at, b.cancellation_reason, b.rescheduled_from_booking_id,
+       b.clinic_id, b.service_id, b.slot_id, s.date AS slot_day, s.start_time, s.end_time,
+       c.name AS clinic_name, c.address AS clinic_address, c.timezone, c.refund_deadline_hours,
+       sv.name AS service_name, sv.duration_minutes, p.name AS pet_name,
+       moved.booking_id AS rescheduled_to_booking_id,
+       attempt.payment_id AS last_payment_id, attempt.payment_provider AS last_payment_provider,
+       attempt.status AS last_payment_status, attempt.payment_url AS last_payment_url,
+       -- What the booking's payment returned when the visit moved to a cheaper time (its refunds beyond
+       -- the booking's own cancellation refund).
+       GREATEST(COALESCE(paid.refund_amount, 0) - b.refunded_amount, 0) AS price_difference_returned
+FROM bookings b
+JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+JOIN clinics c ON c.clinic_id = b.clinic_id
+JOIN services sv ON sv.service_id = b.service_id
+JOIN pets p ON p.pet_id = b.pet_id
+LEFT JOIN payment_records paid ON paid.payment_id = b.payment_id
+LEFT JOIN LATERAL (
+    SELECT r.booking_id FROM bookings r
+    WHERE r.rescheduled_from_booking_id = b.booking_id AND r.rescheduled_from_created_at = b.created_at
+    LIMIT 1
+) moved ON b.status = 'rescheduled'
+LEFT JOIN LATERAL (
+    WITH RECURSIVE chain(booking_id, from_id, depth) AS (
+        SELECT b.booking_id, b.rescheduled_from_booking_id, 0
+        UNION ALL
+        SELECT e.booking_id, e.rescheduled_from_booking_id, chain.depth + 1
+        FROM chain JOIN bookings e ON e.booking_id = chain.from_id
+        WHERE chain.depth < 20
+    )
+    SELECT pr.payment_id, pr.payment_provider, pr.status, pr.payment_url
+    FROM payment_records pr
+    WHERE pr.booking_id IN (SELECT booking_id FROM chain)
+    ORDER BY pr.created_at DESC
+    LIMIT 1
+) attempt ON TRUE
+WHERE b.user_id = $1
+"""
+
+
+OWNER_RESERVATION = """
+SELECT r.reservation_id, r.status, r.lock_token, r.created_at, r.expires_at, r.expires_at <= now() AS is_expired,
+       r.slot_id, r.slot_date, r.service_id, r.pet_id, s.clinic_id, s.start_time, s.end_time,
+       COALESCE(s.price, sv.price) AS price, sv.currency, sv.name AS service_name, sv.duration_minutes,
+       c.name AS clinic_name, c.address AS clinic_address, c.timezone, p.name AS pet_name, p.species AS pet_species,
+       b.booking_id
+FROM reservations r
+JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
+JOIN services sv ON sv.service_id = r.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
+JOIN pets p ON p.pet_id = r.pet_id
+LEFT JOIN LATERAL (
+    SELECT booking_id FROM bookings WHERE reservation_id = r.reservation_id LIMIT 1
+) b ON r.status = 'confirmed'
+WHERE r.reservation_id = $1 AND r.user_id = $2
 """

@@ -16,11 +16,11 @@ from web.slots.tables import Slot
 
 class Reservation(Table, tablename="reservations"):
     reservation_id = UUID(primary_key=True)
-    user_id = ForeignKey(references=User)
-    pet_id = ForeignKey(references=Pet)
-    slot_id = ForeignKey(references=Slot)
+    user_id = ForeignKey(references=User, null=False)
+    pet_id = ForeignKey(references=Pet, null=False)
+    slot_id = ForeignKey(references=Slot, null=False)
     slot_date = Date()
-    service_id = ForeignKey(references=Service)
+    service_id = ForeignKey(references=Service, null=False)
     status = Varchar(length=20, default="pending")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
@@ -31,11 +31,11 @@ class Reservation(Table, tablename="reservations"):
 class Booking(Table, tablename="bookings"):
     booking_id = UUID(primary_key=True)
     reservation_id = ForeignKey(references=Reservation, null=True, default=None)
-    user_id = ForeignKey(references=User)
-    pet_id = ForeignKey(references=Pet)
-    clinic_id = ForeignKey(references=Clinic)
-    service_id = ForeignKey(references=Service)
-    slot_id = ForeignKey(references=Slot)
+    user_id = ForeignKey(references=User, null=False)
+    pet_id = ForeignKey(references=Pet, null=False)
+    clinic_id = ForeignKey(references=Clinic, null=False)
+    service_id = ForeignKey(references=Service, null=False)
+    slot_id = ForeignKey(references=Slot, null=False)
     slot_date = Date()
     staff_id = ForeignKey(references=Staff, null=True, default=None)
     status = Varchar(length=20, default="pending_payment")
@@ -66,7 +66,7 @@ class Booking(Table, tablename="bookings"):
 
 class BookingHistory(Table, tablename="booking_history"):
     history_id = UUID(primary_key=True)
-    booking_id = ForeignKey(references=Booking)
+    booking_id = ForeignKey(references=Booking, null=False)
     booking_created_at = Timestamptz()
     previous_status = Varchar(length=20)
     new_status = Varchar(length=20)

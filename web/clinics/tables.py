@@ -19,7 +19,7 @@ class Clinic(Table, tablename="clinics"):
 
 class Service(Table, tablename="services"):
     service_id = UUID(primary_key=True)
-    clinic_id = ForeignKey(references=Clinic)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     name = Varchar(length=120)
     description = Text(default="")
     duration_minutes = Integer()
@@ -32,7 +32,7 @@ class Service(Table, tablename="services"):
 
 class Staff(Table, tablename="staff"):
     staff_id = UUID(primary_key=True)
-    clinic_id = ForeignKey(references=Clinic)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     name = Varchar(length=120)
     role = Varchar(length=30, default="veterinarian")
     is_active = Boolean(default=True)

@@ -6,6 +6,7 @@ message that deserves (pages say it next to the field, in the reader's language)
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
@@ -42,3 +43,17 @@ def finite_decimal_or_none(value: object) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() else None
+
+
+# Whole rupiah, with or without thousands separators as people type them: 150000, 150.000, 150,000.
+PRICE_PATTERN = re.compile(r"^(\d+|\d{1,3}([.,]\d{3})+)$")
+
+
+def parse_price(text: str | None) -> Decimal | None:
+    """'' → None; '150000' / '150.000' / '150,000' → Decimal; anything else → ValueError."""
+    cleaned = (text or "").strip().replace(" ", "")
+    if not cleaned:
+        return None
+    if not PRICE_PATTERN.match(cleaned):
+        raise ValueError(cleaned)
+    return Decimal(cleaned.replace(".", "").replace(",", ""))

@@ -7,7 +7,7 @@ with a 303 (POST/redirect/GET); a refused change re-renders its page with the re
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -22,6 +22,8 @@ from web.accounts.validation import SPECIES
 from web.booking import services as engine
 from web.booking import state
 from web.booking.codes import display_booking_code
+from web.clinics import services as clinic_services
+from web.core import clock
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.forms import uuid_or_none, version_or_none
 from web.core.messages import N_
@@ -52,14 +54,14 @@ def _day_url(clinic_id: object, day: date, path: str = "/desk") -> str:
 
 
 async def _clinic_and_day(user: CurrentUser, clinic: str | None, day: str | None) -> tuple[list[dict], dict, date]:
-    clinics = await services.desk_clinics(user)
+    clinics = await clinic_services.clinics_for(user)
     chosen = services.choose_clinic(clinics, clinic)
     return clinics, chosen, services.parse_day(day, chosen)
 
 
 async def _grid_context(user: CurrentUser, clinic: str | None, day: str | None) -> dict:
     clinics, chosen, the_day = await _clinic_and_day(user, clinic, day)
-    today = services.local_today(chosen)
+    today = clock.clinic_today(chosen["timezone"])
     return {
         "clinics": clinics, "clinic": chosen, "day": the_day, "today": today, "is_today": the_day == today,
         "grid": await services.day_grid(chosen, the_day),
@@ -118,15 +120,15 @@ class DeskPagesController(Controller):
     async def _booking_page(self, user: CurrentUser, booking_id: UUID, error: str | None = None,
                             done: str | None = None, status: int = 200) -> Template:
         booking = await services.desk_booking(user, booking_id)
-        started = booking["start_time"] <= datetime.now(UTC)
+        now = clock.utc_now()
         return Template("desk/booking.html", status_code=status, context={
             "booking": booking, "error": error, "done": DONE_MESSAGES.get(done or ""),
             "display_code": display_booking_code,
             "can_check_in": state.can_transition(booking["status"], state.IN_PROGRESS),
             "can_complete": state.can_transition(booking["status"], state.COMPLETED),
-            "can_no_show": state.can_transition(booking["status"], state.NO_SHOW) and started,
-            "no_show_later": state.can_transition(booking["status"], state.NO_SHOW) and not started,
-            "can_pay": booking["status"] == state.PENDING_PAYMENT,
+            "can_no_show": state.can_mark_no_show(booking, now),
+            "no_show_later": state.no_show_possible_later(booking, now),
+            "can_pay": state.can_pay(booking),
             "day_url": _day_url(booking["clinic_id"], booking["slot_date"]),
         })
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,8 @@ from web.accounts.auth import CurrentUser
 from web.accounts.services import NO_EMAIL_DOMAIN
 from web.booking import services as engine
 from web.booking.codes import normalise_booking_code
-from web.core import rate_limit, sql
+from web.clinics.services import clinics_for
+from web.core import clock, rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
@@ -38,20 +39,6 @@ HIDDEN_STATUSES = ("cancelled", "rescheduled")
 # ------------------------------------------------------------------ clinics and days
 
 
-_CLINICS = "SELECT clinic_id, name, timezone FROM clinics"
-
-
-async def desk_clinics(staff: CurrentUser) -> list[dict]:
-    """The clinics whose desk ``staff`` may run, by name: a receptionist's own, a manager's managed ones."""
-    if not staff.is_staff:
-        return []
-    if staff.clinic_id is None:  # a manager of every clinic
-        rows = await sql.fetch(f"{_CLINICS} ORDER BY name")
-    else:
-        rows = await sql.fetch(f"{_CLINICS} WHERE clinic_id = $1", staff.clinic_id)
-    return [dict(row) for row in rows]
-
-
 def choose_clinic(clinics: list[dict], wanted: str | None) -> dict:
     """The clinic asked for (``?clinic=``), or the first one; 404 for one outside ``clinics``."""
     if not clinics:
@@ -64,14 +51,10 @@ def choose_clinic(clinics: list[dict], wanted: str | None) -> dict:
     raise NotFound(N_("No such clinic."))
 
 
-def local_today(clinic: dict, now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(ZoneInfo(clinic["timezone"])).date()
-
-
 def parse_day(value: str | None, clinic: dict) -> date:
     """``?date=YYYY-MM-DD``, or the clinic's today when absent; 422 for anything else."""
     if not value:
-        return local_today(clinic)
+        return clock.clinic_today(clinic["timezone"])
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
@@ -229,7 +212,7 @@ def shown_email(email: str | None) -> str | None:
 
 async def desk_booking(staff: CurrentUser, booking_id: UUID) -> dict:
     """A booking with its pet, owner, service and visit, if it is at one of ``staff``'s clinics (404 otherwise)."""
-    clinics = await desk_clinics(staff)
+    clinics = await clinics_for(staff)
     row = await sql.fetchrow(f"{_DESK_BOOKING} WHERE b.booking_id = $1 AND b.clinic_id = ANY($2::uuid[])",
                              booking_id, _clinic_ids(clinics))
     if row is None:
@@ -247,7 +230,7 @@ async def find_by_code(staff: CurrentUser, typed: str | None) -> list[dict]:
     if code is None:
         raise InvalidInput({"code": N_("A booking code has 8 letters and digits, like K7M2-9QXD.")},
                            detail=N_("A booking code has 8 letters and digits, like K7M2-9QXD."))
-    clinics = await desk_clinics(staff)
+    clinics = await clinics_for(staff)
     # (clinic_id, booking_code) is bookings_clinic_code_idx.
     rows = await sql.fetch(
         f"{_DESK_BOOKING} WHERE b.clinic_id = ANY($1::uuid[]) AND b.booking_code = $2 ORDER BY s.start_time DESC",
@@ -346,7 +329,7 @@ async def find_owners(staff: CurrentUser, clinic: dict, query: str | None) -> Ow
             return OwnerSearch(problem=SEARCH_HOW)
     await rate_limit.hit(f"desk-lookup:user:{staff.user_id}", get_settings().desk_lookup_rate_limit,
                          N_("Too many owner searches in a short time. Wait a few minutes and try again."))
-    clinic_ids = _clinic_ids(await desk_clinics(staff))
+    clinic_ids = _clinic_ids(await clinics_for(staff))
     rows = await sql.fetch(_OWNER_MATCHES.format(condition=condition), key, clinic_ids)
     await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], kind, text,
                       [row["user_id"] for row in rows])
@@ -358,7 +341,7 @@ async def may_open_owner(staff: CurrentUser, owner_id: UUID) -> bool:
     clinics, or this staff member found them by phone or email a short while ago."""
     if not staff.is_staff:
         return False
-    clinic_ids = _clinic_ids(await desk_clinics(staff))
+    clinic_ids = _clinic_ids(await clinics_for(staff))
     return bool(await sql.fetchval(_MAY_OPEN_OWNER, owner_id, clinic_ids, staff.user_id))
 
 
@@ -367,7 +350,7 @@ async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
     may not open (``may_open_owner``), whether or not the id exists."""
     if not await may_open_owner(staff, owner_id):
         raise NotFound(N_("No such owner."))
-    rows = await sql.fetch(_OWNER_MATCHES.format(condition=_BY_ID), owner_id, _clinic_ids(await desk_clinics(staff)))
+    rows = await sql.fetch(_OWNER_MATCHES.format(condition=_BY_ID), owner_id, _clinic_ids(await clinics_for(staff)))
     if not rows:
         raise NotFound(N_("No such owner."))
     await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], "open", str(owner_id), [owner_id])

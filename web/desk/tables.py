@@ -12,8 +12,8 @@ class DeskOwnerLookup(Table, tablename="desk_owner_lookups"):
     """One search of an owner at a clinic's desk (or one owner opened there), and whom it showed."""
 
     lookup_id = UUID(primary_key=True)
-    staff_user_id = ForeignKey(references=User)
-    clinic_id = ForeignKey(references=Clinic)
+    staff_user_id = ForeignKey(references=User, null=False)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     kind = Varchar(length=10)
     searched = Varchar(length=254)
     owner_ids = Array(base_column=UUID())

@@ -83,8 +83,7 @@ PAYMENT_IS_SETTLED = {
 
 
 def _why_not_payable(booking: asyncpg.Record) -> str:
-    if booking["payment_status"] == "paid" or booking["status"] in (state.CONFIRMED, state.IN_PROGRESS,
-                                                                     state.COMPLETED):
+    if state.is_paid(booking):
         return N_("This booking is already paid.")
     return N_("A booking that is %(status)s cannot be paid.", status=state.status_words(booking["status"]))
 
@@ -296,6 +295,27 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
 
 
 # ------------------------------------------------------------------ reads
+
+
+def payment_state(booking: dict) -> str:
+    """What the page says about paying: paid, at_desk (the owner chose to pay at the clinic), pending (an
+    online payment was started), failed (the last attempt failed), due (nothing started yet), expired (the
+    time to pay ran out), cancelled, or moved (rescheduled: the new booking carries the payment)."""
+    status, attempt = booking["status"], booking["last_payment_status"]
+    if status == state.RESCHEDULED:
+        return "moved"
+    if state.is_paid(booking):
+        return "paid"
+    if status == state.CANCELLED:
+        return "expired" if booking["cancellation_reason"] == "payment_expired" else "cancelled"
+    if status != state.PENDING_PAYMENT or attempt is None:
+        return "due"
+    if attempt in ("failed", "expired"):
+        return "failed"
+    if attempt == "pending":
+        return "at_desk" if booking["last_payment_provider"] == providers.CLINIC else "pending"
+    return "due"
+
 
 
 async def payment_for_owner(actor: CurrentUser, payment_id: UUID) -> dict:

@@ -9,7 +9,7 @@ from web.booking.tables import Booking
 
 class PaymentRecord(Table, tablename="payment_records"):
     payment_id = UUID(primary_key=True)
-    booking_id = ForeignKey(references=Booking)
+    booking_id = ForeignKey(references=Booking, null=False)
     booking_created_at = Timestamptz()
     amount = Numeric(digits=(12, 2))
     currency = Varchar(length=3, default="IDR")

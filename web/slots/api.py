@@ -12,7 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromQuery, JSONBody
 
 from web.accounts.auth import signed_in, staff_only
-from web.slots import services
+from web.slots import generation, queries
 
 
 class SlotOut(msgspec.Struct):
@@ -57,11 +57,11 @@ class SlotApiController(Controller):
     async def search(self, clinic_id: FromQuery[UUID], service_id: FromQuery[UUID], date: FromQuery[date]) -> list[SlotOut]:
         """The design's slot search (3.3.1): free slots of a service on the clinic-local ``date``."""
         return [SlotOut(**{key: row[key] for key in SlotOut.__struct_fields__})
-                for row in await services.search_slots(clinic_id, service_id, date)]
+                for row in await queries.search_slots(clinic_id, service_id, date)]
 
     @post("/", guards=[staff_only], status_code=201)
     async def create(self, request: Request, data: JSONBody[NewSlot]) -> CreatedSlot:
         """Open a slot (receptionists and managers of the clinic)."""
-        row = await services.create_slot(request.user, data.clinic_id, data.service_id, data.staff_id,
+        row = await generation.create_slot(request.user, data.clinic_id, data.service_id, data.staff_id,
                                          data.start_time, data.end_time, data.capacity, data.price)
         return CreatedSlot(**row)

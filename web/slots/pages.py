@@ -20,11 +20,13 @@ from litestar.params import URLEncodedBody
 from litestar.response import Redirect, Template
 
 from web.accounts.auth import CurrentUser, staff_only
+from web.core import clock
 from web.core.errors import InvalidInput, NotFound
-from web.core.forms import uuid_or_none
+from web.core.forms import parse_price, uuid_or_none
 from web.core.messages import N_
-from web.slots import generation
-from web.slots.generation import BLOCK_REASONS, SlotsHaveBookings, SlotTemplate, StaffOverlap
+from web.slots import blocking, generation, queries
+from web.slots.blocking import BLOCK_REASONS, SlotsHaveBookings
+from web.slots.generation import SlotTemplate, StaffOverlap
 
 FormData = URLEncodedBody[dict[str, Any]]
 
@@ -84,7 +86,7 @@ async def _clinic_id(user: CurrentUser, request: Request, data: Any = None) -> U
         if clinic_id is None:
             raise NotFound(N_("No such clinic."))
         return clinic_id
-    clinic_id = await generation.default_clinic_id(user)
+    clinic_id = await queries.default_clinic_id(user)
     if clinic_id is None:
         raise NotFound(N_("No such clinic."))
     return clinic_id
@@ -141,15 +143,15 @@ class SlotAdminPagesController(Controller):
                          error: str | None = None, errors: dict | None = None, status: int = 200,
                          range_values: dict | None = None) -> Template:
         user: CurrentUser = request.user
-        choices = await generation.clinic_choices(user, clinic_id)
+        choices = await queries.clinic_choices(user, clinic_id)
         zone = choices["clinic"]["timezone"]
-        today = generation.clinic_today(zone)
+        today = clock.clinic_today(zone)
         first_day = first_day or today
         last_day = last_day if last_day and last_day >= first_day else first_day + timedelta(days=LIST_DAYS - 1)
         last_day = min(last_day, first_day + timedelta(days=generation.MAX_RANGE_DAYS - 1))
         query = request.query_params
         staff_id, service_id = uuid_or_none(query.get("staff") or ""), uuid_or_none(query.get("service") or "")
-        slots = await generation.clinic_slots(user, clinic_id, first_day, last_day, staff_id, service_id)
+        slots = await queries.clinic_slots(user, clinic_id, first_day, last_day, staff_id, service_id)
         done = query.get("done")
         notice = None
         if done in NOTICES:
@@ -160,7 +162,7 @@ class SlotAdminPagesController(Controller):
             **choices, "zone": zone, "today": today, "first_day": first_day, "last_day": last_day,
             "staff_filter": staff_id, "service_filter": service_id, "slots": slots, "notice": notice,
             "error": error, "errors": errors or {}, "reasons": REASON_NAMES,
-            "max_listed": generation.MAX_LISTED_SLOTS,
+            "max_listed": queries.MAX_LISTED_SLOTS,
             "range_values": range_values or {"first_day": first_day.isoformat(), "last_day": last_day.isoformat()},
         })
 
@@ -174,7 +176,7 @@ class SlotAdminPagesController(Controller):
 
     async def _generate_page(self, request: Request, clinic_id: UUID, values: dict, errors: dict,
                              error: str | None = None, clashes: list | None = None, status: int = 200) -> Template:
-        choices = await generation.clinic_choices(request.user, clinic_id)
+        choices = await queries.clinic_choices(request.user, clinic_id)
         return Template("slots/generate.html", status_code=status, context={
             **choices, "values": values, "errors": errors, "error": error, "clashes": clashes or [],
             "weekday_names": WEEKDAYS, "zone": choices["clinic"]["timezone"],
@@ -183,8 +185,8 @@ class SlotAdminPagesController(Controller):
     @get("/generate", name="desk_slots_generate_form")
     async def generate_form(self, request: Request) -> Template:
         clinic_id = await _clinic_id(request.user, request)
-        choices = await generation.clinic_choices(request.user, clinic_id)
-        tomorrow = generation.clinic_today(choices["clinic"]["timezone"]) + timedelta(days=1)
+        choices = await queries.clinic_choices(request.user, clinic_id)
+        tomorrow = clock.clinic_today(choices["clinic"]["timezone"]) + timedelta(days=1)
         values = {"weekday": ["0", "1", "2", "3", "4"], "opening": "09:00", "closing": "17:00", "capacity": "1",
                   "first_day": tomorrow.isoformat(), "last_day": (tomorrow + timedelta(days=6)).isoformat()}
         return await self._generate_page(request, clinic_id, values, {})
@@ -218,7 +220,7 @@ class SlotAdminPagesController(Controller):
             else:
                 errors[name] = N_("Give a whole number.")
         try:
-            price = generation.parse_price(_text(data, "price"))
+            price = parse_price(_text(data, "price"))
         except ValueError:
             price, errors["price"] = None, N_("Give the price in whole rupiah, e.g. 150000.")
         service_id = _optional_uuid(data, "service_id", errors)
@@ -260,19 +262,19 @@ class SlotAdminPagesController(Controller):
             if errors:
                 raise InvalidInput(errors)
             if action == "unblock":
-                result = await generation.unblock_slots(request.user, clinic_id, **selection)
+                result = await blocking.unblock_slots(request.user, clinic_id, **selection)
             elif action == "cancel":
-                result = await generation.cancel_bookings_and_block(request.user, clinic_id, reason=reason,
+                result = await blocking.cancel_bookings_and_block(request.user, clinic_id, reason=reason,
                                                                     **selection)
             else:
-                result = await generation.block_slots(request.user, clinic_id, reason=reason, **selection)
+                result = await blocking.block_slots(request.user, clinic_id, reason=reason, **selection)
         except InvalidInput as exc:
             range_values = {name: _text(data, name) for name in ("first_day", "last_day", "staff_id", "service_id")}
             return await self._list_page(request, clinic_id, back["from"], back["to"], error=exc.detail,
                                          errors={**errors, **exc.field_errors}, status=422,
                                          range_values=range_values)
         except SlotsHaveBookings as exc:
-            choices = await generation.clinic_choices(request.user, clinic_id)
+            choices = await queries.clinic_choices(request.user, clinic_id)
             return Template("slots/confirm_cancel.html", status_code=409, context={
                 **choices, "zone": choices["clinic"]["timezone"], "detail": exc.detail,
                 "bookings": [asdict(booking) for booking in exc.bookings], "holds": exc.holds,

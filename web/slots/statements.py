@@ -6,6 +6,8 @@ Statements over several slots lock their rows in ``slot_id`` order, as every mul
 (no deadlock between two of them).
 """
 
+from web.booking.state import ACTIVE_SQL
+
 # When a place of slot ``s`` (with its clinic ``c``) can be taken now: open, a place left, and not started —
 # for owners also later than the clinic's minimum booking notice. The notice protects the clinic from online
 # bookings it cannot prepare for; a receptionist booking a walk-in for the next free slot is the clinic
@@ -61,4 +63,154 @@ RETURNING s.slot_id, l.places
 MARK_FULL_IF_NO_PLACE_LEFT = """
 UPDATE slots SET status = 'booked', version = version + 1
 WHERE slot_id = $1 AND date = $2 AND remaining = 0 AND status = 'available'
+"""
+
+
+CLINIC = "SELECT clinic_id, name, timezone FROM clinics WHERE clinic_id = $1"
+
+
+SERVICE_OF_CLINIC = """
+SELECT service_id, name, duration_minutes, price, currency, is_active FROM services
+WHERE service_id = $1 AND clinic_id = $2
+"""
+
+
+STAFF_OF_CLINIC = "SELECT staff_id, name, is_active FROM staff WHERE staff_id = $1 AND clinic_id = $2"
+
+
+# Existing slots of the staff member that overlap a candidate, except the candidate's own identity (which
+# ON CONFLICT skips). Overlaps can only happen on the same clinic-local day (a slot stays within its day),
+# so ``s.date = c.day`` keeps each probe inside one partition.
+STAFF_CLASHES = """
+SELECT c.start_time AS new_start, c.end_time AS new_end, s.start_time, s.end_time, sv.name AS service_name
+FROM unnest($1::date[], $2::timestamptz[], $3::timestamptz[]) AS c(day, start_time, end_time)
+JOIN slots s ON s.date = c.day AND s.staff_id = $4
+     AND tstzrange(s.start_time, s.end_time) && tstzrange(c.start_time, c.end_time)
+JOIN services sv ON sv.service_id = s.service_id
+WHERE NOT (s.clinic_id = $5 AND s.service_id = $6 AND s.start_time = c.start_time)
+ORDER BY c.start_time, s.start_time
+"""
+
+
+INSERT_GENERATED = """
+INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining, price,
+                   created_by)
+SELECT $1, $2, $3, c.day, c.start_time, c.end_time, $4, $4, $5, $6
+FROM unnest($7::date[], $8::timestamptz[], $9::timestamptz[]) AS c(day, start_time, end_time)
+ON CONFLICT (clinic_id, service_id, staff_id, start_time, date) DO NOTHING
+RETURNING slot_id
+"""
+
+
+# The slots a block/unblock acts on, row-locked in slot_id order. $2: explicit ids (or NULL); $3/$4: a day
+# range (or NULL); $5/$6: optional staff/service filters.
+LOCK_SELECTED_SLOTS = """
+SELECT s.slot_id, s.date, s.start_time, s.end_time, s.status, s.capacity, s.remaining
+FROM slots s
+WHERE s.clinic_id = $1
+  AND ($2::uuid[] IS NULL OR s.slot_id = ANY($2::uuid[]))
+  AND ($3::date IS NULL OR s.date >= $3::date)
+  AND ($4::date IS NULL OR s.date <= $4::date)
+  AND ($5::uuid IS NULL OR s.staff_id = $5::uuid)
+  AND ($6::uuid IS NULL OR s.service_id = $6::uuid)
+ORDER BY s.slot_id
+FOR UPDATE OF s
+"""
+
+
+BLOCK = """
+UPDATE slots SET status = $3, version = version + 1
+WHERE slot_id = ANY($1::uuid[]) AND date = ANY($2::date[]) AND status IN ('available', 'booked')
+RETURNING slot_id
+"""
+
+
+# A full slot ('booked' means no place left) goes back to 'booked', any other to 'available'.
+UNBLOCK = """
+UPDATE slots SET status = CASE WHEN remaining = 0 THEN 'booked' ELSE 'available' END, version = version + 1
+WHERE slot_id = ANY($1::uuid[]) AND date = ANY($2::date[]) AND status IN ('maintenance', 'unavailable')
+RETURNING slot_id
+"""
+
+
+# The design's query 3.3.1, offering only what a hold would take (web/slots/statements.py BOOKABLE_WITH_NOTICE: open, a
+# place left, later than the clinic's minimum booking notice), with the price the booking will charge.
+# The date is the clinic-local day; it is the partition key, so one monthly partition is scanned.
+SEARCH_SLOTS = f"""
+SELECT s.slot_id, s.start_time, s.end_time, s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price,
+       s.staff_id, sv.currency
+FROM slots s
+JOIN services sv ON sv.service_id = s.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
+WHERE s.clinic_id = $1
+  AND s.date = $2
+  AND s.service_id = $3
+  AND {BOOKABLE_WITH_NOTICE}
+ORDER BY s.start_time ASC
+"""
+
+
+INSERT_SLOT = """
+INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining, price, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+RETURNING slot_id, clinic_id, service_id, staff_id, date, start_time, end_time, status, capacity, remaining, price
+"""
+
+
+# "Bookable" is what the engine's hold (web/slots/statements.py TAKE_PLACE) can take right now: the
+# finder offers nothing a hold would refuse.
+BOOKABLE_SLOTS_OF_DAY = f"""
+SELECT s.slot_id, s.date, s.start_time, s.end_time, s.capacity, s.remaining,
+       COALESCE(s.price, sv.price) AS price, sv.currency
+FROM slots s
+JOIN services sv ON sv.service_id = s.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
+WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date = $3 AND {BOOKABLE_WITH_NOTICE}
+ORDER BY s.start_time
+"""
+
+
+# One grouped query for the finder's week strip (never one query per day).
+BOOKABLE_PLACES_PER_DAY = f"""
+SELECT s.date, count(*)::int AS slots, sum(s.remaining)::int AS places
+FROM slots s
+JOIN clinics c ON c.clinic_id = s.clinic_id
+WHERE s.clinic_id = $1 AND s.service_id = $2 AND s.date BETWEEN $3 AND $4 AND {BOOKABLE_WITH_NOTICE}
+GROUP BY s.date
+"""
+
+
+# The bookable slots of the same clinic and service nearest in time to a slot (someone just took it).
+# Two weeks either side keeps the scan to at most two monthly partitions' worth of days.
+NEAREST_FREE_SLOTS = f"""
+WITH taken AS (
+    SELECT slot_id, clinic_id, service_id, date, start_time FROM slots WHERE slot_id = $1
+)
+SELECT s.slot_id, s.date, s.start_time, s.end_time, s.remaining, COALESCE(s.price, sv.price) AS price,
+       sv.currency, c.timezone
+FROM taken t
+JOIN slots s ON s.clinic_id = t.clinic_id AND s.service_id = t.service_id AND s.slot_id <> t.slot_id
+            AND s.date BETWEEN t.date - 14 AND t.date + 14
+JOIN services sv ON sv.service_id = s.service_id
+JOIN clinics c ON c.clinic_id = s.clinic_id
+WHERE {BOOKABLE_WITH_NOTICE}
+ORDER BY abs(extract(epoch FROM s.start_time - t.start_time)), s.start_time
+LIMIT $2
+"""
+
+
+# A clinic's schedule for its staff, with how many active bookings each slot has.
+CLINIC_SLOTS = f"""
+SELECT s.slot_id, s.date, s.start_time, s.end_time, s.status, s.capacity, s.remaining,
+       COALESCE(s.price, sv.price) AS price, sv.currency, sv.name AS service_name, st.name AS staff_name,
+       (SELECT count(*) FROM bookings b WHERE b.slot_id = s.slot_id AND b.slot_date = s.date
+          AND b.status IN {ACTIVE_SQL}) AS active_bookings,
+       s.start_time <= now() AS started
+FROM slots s
+JOIN services sv ON sv.service_id = s.service_id
+LEFT JOIN staff st ON st.staff_id = s.staff_id
+WHERE s.clinic_id = $1 AND s.date BETWEEN $2 AND $3
+  AND ($4::uuid IS NULL OR s.staff_id = $4::uuid) AND ($5::uuid IS NULL OR s.service_id = $5::uuid)
+ORDER BY s.start_time, st.name NULLS FIRST, sv.name
+LIMIT $6
 """

@@ -14,8 +14,8 @@ from web.clinics.tables import Clinic, Service, Staff
 
 class Slot(Table, tablename="slots"):
     slot_id = UUID(primary_key=True)
-    clinic_id = ForeignKey(references=Clinic)
-    service_id = ForeignKey(references=Service)
+    clinic_id = ForeignKey(references=Clinic, null=False)
+    service_id = ForeignKey(references=Service, null=False)
     staff_id = ForeignKey(references=Staff, null=True, default=None)
     date = Date()
     start_time = Timestamptz()

@@ -6,11 +6,10 @@ Plain forms and 303 redirects (they work without JavaScript); every rule is the 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import segno
 from litestar import Controller, Request, Response, get, post
@@ -19,17 +18,16 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from web.accounts.auth import owner_only
-from web.booking import services, state
+from web.booking import queries, services, state
 from web.booking.codes import display_booking_code
+from web.core import clock
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.forms import uuid_or_none, version_or_none
 from web.core.messages import N_
-from web.slots.services import bookable_slots
+from web.slots.queries import bookable_slots
 
 FormData = URLEncodedBody[dict[str, Any]]
 
-# Statuses of a visit still ahead (shown under "Upcoming" while the visit has not ended).
-ACTIVE_STATUSES = frozenset({state.PENDING_PAYMENT, state.CONFIRMED, state.IN_PROGRESS})
 # How many days the reschedule page's day strip offers.
 RESCHEDULE_DAYS = 14
 
@@ -46,13 +44,9 @@ def booking_qr_svg(booking_code: str) -> Markup:
     return Markup(svg)
 
 
-def _local_today(zone: str) -> date:
-    return datetime.now(ZoneInfo(zone)).date()
-
-
 def split_upcoming_and_past(bookings: list[dict], now: datetime) -> tuple[list[dict], list[dict]]:
     """Visits still ahead (soonest first) and the rest (most recent first)."""
-    upcoming = [b for b in bookings if b["status"] in ACTIVE_STATUSES and b["end_time"] > now]
+    upcoming = [b for b in bookings if state.is_upcoming(b, now)]
     ahead = {b["booking_id"] for b in upcoming}
     past = [b for b in bookings if b["booking_id"] not in ahead]
     upcoming.sort(key=lambda b: b["start_time"])
@@ -65,6 +59,9 @@ def _page_context(booking: dict) -> dict:
         "code": display_booking_code(booking["booking_code"]),
         "can_cancel": state.can_transition(booking["status"], state.CANCELLED),
         "can_reschedule": state.can_transition(booking["status"], state.RESCHEDULED),
+        "can_pay": state.can_pay(booking),
+        # A paid booking cannot move to a pricier time (services.price_change): the page says why some are missing.
+        "holds_money": state.is_paid(booking) and booking["final_amount"] > 0,
     }
 
 
@@ -75,13 +72,13 @@ class BookingPagesController(Controller):
 
     @get("/", name="my_bookings")
     async def my_bookings(self, request: Request) -> Template:
-        bookings = await services.owner_bookings(request.user)
-        upcoming, past = split_upcoming_and_past(bookings, datetime.now(UTC))
+        bookings = await queries.owner_bookings(request.user)
+        upcoming, past = split_upcoming_and_past(bookings, clock.utc_now())
         return Template("booking/list.html", context={"upcoming": upcoming, "past": past})
 
     @get("/{booking_id:uuid}", name="booking_page")
     async def booking_page(self, request: Request, booking_id: FromPath[UUID]) -> Template:
-        booking = await services.owner_booking(request.user, booking_id)
+        booking = await queries.owner_booking(request.user, booking_id)
         return Template("booking/detail.html", context={
             **_page_context(booking), "qr_svg": booking_qr_svg(booking["booking_code"]),
         })
@@ -91,7 +88,7 @@ class BookingPagesController(Controller):
     async def _cancel_page(self, request: Request, booking_id: UUID, status: int = 200, error: str | None = None,
                            conflict: str | None = None, errors: dict | None = None,
                            values: dict | None = None) -> Template:
-        booking = await services.owner_booking(request.user, booking_id)
+        booking = await queries.owner_booking(request.user, booking_id)
         return Template("booking/cancel.html", status_code=status, context={
             **_page_context(booking),
             "preview": services.cancellation_preview(request.user, booking),
@@ -105,7 +102,7 @@ class BookingPagesController(Controller):
 
     @post("/{booking_id:uuid}/cancel", name="booking_cancel")
     async def cancel(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
-        await services.owner_booking(request.user, booking_id)  # 404 before anything else
+        await queries.owner_booking(request.user, booking_id)  # 404 before anything else
         values = {"reason": data.get("reason") or "", "notes": data.get("notes") or ""}
         version = version_or_none(data.get("version"))
         if version is None:
@@ -117,9 +114,9 @@ class BookingPagesController(Controller):
         except InvalidInput as exc:
             return await self._cancel_page(request, booking_id, 422, error=exc.detail, errors=exc.field_errors,
                                            values=values)
+        except state.StaleVersion:
+            return await self._cancel_page(request, booking_id, 409, conflict=VERSION_CONFLICT, values=values)
         except Conflict as exc:
-            if (await services.owner_booking(request.user, booking_id))["version"] != version:
-                return await self._cancel_page(request, booking_id, 409, conflict=VERSION_CONFLICT, values=values)
             return await self._cancel_page(request, booking_id, 409, error=exc.detail, values=values)
         return Redirect(path=f"/bookings/{booking_id}", status_code=303)
 
@@ -127,8 +124,8 @@ class BookingPagesController(Controller):
 
     async def _reschedule_page(self, request: Request, booking_id: UUID, day_text: str | None, status: int = 200,
                                error: str | None = None, conflict: str | None = None) -> Template:
-        booking = await services.owner_booking(request.user, booking_id)
-        today = _local_today(booking["timezone"])
+        booking = await queries.owner_booking(request.user, booking_id)
+        today = clock.clinic_today(booking["timezone"])
         day, day_error = booking["slot_day"], None
         if booking["slot_day"] < today:
             day = today
@@ -157,7 +154,7 @@ class BookingPagesController(Controller):
 
     @post("/{booking_id:uuid}/reschedule", name="booking_reschedule")
     async def reschedule(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
-        await services.owner_booking(request.user, booking_id)  # 404 before anything else
+        await queries.owner_booking(request.user, booking_id)  # 404 before anything else
         day = str(data.get("day") or "") or None
         slot_id, version = uuid_or_none(data.get("slot_id")), version_or_none(data.get("version"))
         if slot_id is None or version is None:
@@ -175,8 +172,8 @@ class BookingPagesController(Controller):
         except InvalidInput as exc:
             return await self._reschedule_page(request, booking_id, day, 422,
                                                error=next(iter(exc.field_errors.values()), exc.detail))
+        except state.StaleVersion:
+            return await self._reschedule_page(request, booking_id, day, 409, conflict=VERSION_CONFLICT)
         except Conflict as exc:
-            if (await services.owner_booking(request.user, booking_id))["version"] != version:
-                return await self._reschedule_page(request, booking_id, day, 409, conflict=VERSION_CONFLICT)
             return await self._reschedule_page(request, booking_id, day, 409, error=exc.detail)
         return Redirect(path=f"/bookings/{moved['booking_id']}", status_code=303)

@@ -1,18 +1,17 @@
 """HTML pages of the owner's slot finder: choose a clinic, a service and a day, see the week's availability
 and the day's free slots (live), hold one, or add a pet on the way.
 
-Thin: parse the query, call the services (web/slots/services.py, web/clinics/services.py, the booking
+Thin: parse the query, call the services (web/slots/queries.py, web/clinics/services.py, the booking
 engine), render. The same URL renders the whole page (no JavaScript, reload, a shared link) or, for an
 HTMX request aimed at ``#finder``, only the finder part.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import TooManyRequestsException
@@ -25,10 +24,11 @@ from web.accounts.auth import ROLE_OWNER, owner_only
 from web.accounts.validation import SPECIES
 from web.booking import services as booking_services
 from web.clinics import services as clinic_services
+from web.core import clock
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.messages import N_
-from web.slots import services as slot_services
+from web.slots import queries as slot_queries
 
 FormData = URLEncodedBody[dict[str, Any]]
 WEEK_DAYS = 7
@@ -87,7 +87,7 @@ async def _pick(request: Request, clinic: object, service: object, day: object, 
     user = request.scope.get("user")
     pets = await account_services.list_pets(user) if user is not None and user.role == ROLE_OWNER else []
     chosen_pet = next((p for p in pets if p["pet_id"] == pet_id), pets[0] if pets else None)
-    today = datetime.now(ZoneInfo(chosen_clinic["timezone"])).date() if chosen_clinic else date.today()
+    today = clock.clinic_today(chosen_clinic["timezone"] if chosen_clinic else clock.PLATFORM_ZONE)
     chosen_day = min(max(wanted_day or today, today), today + timedelta(days=MAX_DAYS_AHEAD))
     return {"clinics": clinics, "clinic": chosen_clinic, "services": services, "service": chosen_service,
             "pets": pets, "pet": chosen_pet, "today": today, "day": chosen_day, "user": user}
@@ -95,7 +95,7 @@ async def _pick(request: Request, clinic: object, service: object, day: object, 
 
 async def _slot_list_context(choices: dict) -> dict:
     clinic, service, pet = choices["clinic"], choices["service"], choices["pet"]
-    slots = await slot_services.bookable_slots(clinic["clinic_id"], service["service_id"], choices["day"]) \
+    slots = await slot_queries.bookable_slots(clinic["clinic_id"], service["service_id"], choices["day"]) \
         if clinic and service else []
     return {
         "slots": slots,
@@ -115,7 +115,7 @@ async def finder_context(request: Request, clinic: object = None, service: objec
     week_end = week_start + timedelta(days=WEEK_DAYS - 1)
     places = {}
     if clinic_row and service_row:
-        places = await slot_services.bookable_places_per_day(
+        places = await slot_queries.bookable_places_per_day(
             clinic_row["clinic_id"], service_row["service_id"], week_start, week_end)
     ids = (clinic_row["clinic_id"] if clinic_row else None, service_row["service_id"] if service_row else None)
     pet_id = pet_row["pet_id"] if pet_row else None
@@ -145,7 +145,7 @@ async def _slot_place_or_none(value: object) -> dict | None:
         slot_id = _parse_uuid(value, "slot_id")
     except InvalidInput:
         return None
-    return await slot_services.slot_place(slot_id) if slot_id else None
+    return await slot_queries.slot_place(slot_id) if slot_id else None
 
 
 def _wants_fragment(request: HTMXRequest, target: str) -> bool:
@@ -199,7 +199,7 @@ class SlotFinderController(Controller):
         pet_id = _parse_uuid(data.get("pet_id"), "pet_id")
         if slot_id is None:
             raise InvalidInput({"slot_id": N_("Choose a time.")}, detail=N_("Choose a time."))
-        place = await slot_services.slot_place(slot_id)
+        place = await slot_queries.slot_place(slot_id)
         if place is None:
             raise NotFound(N_("No such slot."))
         if pet_id is None:
@@ -218,7 +218,7 @@ class SlotFinderController(Controller):
         if failure is None:
             target = f"/reservations/{reservation['reservation_id']}"
             return ClientRedirect(target) if request.htmx else Redirect(path=target, status_code=303)
-        failure["nearest"] = await slot_services.nearest_free_slots(slot_id) if failure["taken"] else []
+        failure["nearest"] = await slot_queries.nearest_free_slots(slot_id) if failure["taken"] else []
         context = await finder_context(request, place["clinic_id"], place["service_id"], place["date"], pet_id,
                                        hold_failure=failure)
         if request.htmx:

@@ -6,7 +6,6 @@ of the confirm form: it is unguessable and proves that the confirmation comes fr
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,8 +14,9 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from web.accounts.auth import owner_only
-from web.booking import services
+from web.booking import queries, services, state
 from web.booking.pages.finder import finder_url
+from web.core import clock
 from web.core.errors import Conflict, Gone, InvalidInput
 
 FormData = URLEncodedBody[dict[str, Any]]
@@ -27,17 +27,14 @@ def _pay_url(booking_id: object) -> str:
     return f"/bookings/{booking_id}/pay"
 
 
-def _is_live(reservation: dict) -> bool:
-    return reservation["status"] == "pending" and not reservation["is_expired"]
-
-
 def _page(reservation: dict, *, message: str | None = None, notes: str = "", errors: dict | None = None,
           status: int = 200) -> Template:
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     seconds_left = max(0, int((reservation["expires_at"] - now).total_seconds()))
     return Template("booking/reservation.html", status_code=status, context={
         "reservation": reservation,
-        "live": _is_live(reservation),
+        "live": state.is_live_hold(reservation, now),
+        "released": reservation["status"] == state.HOLD_RELEASED,
         "seconds_left": seconds_left,
         # Rounded up: "1 minute" until the very last second, never "0 minutes" while it still holds.
         "minutes_left": (seconds_left + 59) // 60,
@@ -59,14 +56,14 @@ class ReservationPagesController(Controller):
     async def show(self, request: Request, reservation_id: FromPath[UUID]) -> Response:
         """The confirm page of a live hold; "this hold expired" for an expired or released one; a confirmed
         hold goes on to its booking's payment."""
-        reservation = await services.owner_reservation(request.user, reservation_id)
+        reservation = await queries.owner_reservation(request.user, reservation_id)
         if reservation["booking_id"] is not None:
             return Redirect(path=_pay_url(reservation["booking_id"]), status_code=303)
         return _page(reservation)
 
     @post("/{reservation_id:uuid}/confirm", name="reservation_confirm")
     async def confirm(self, request: Request, reservation_id: FromPath[UUID], data: FormData) -> Response:
-        reservation = await services.owner_reservation(request.user, reservation_id)
+        reservation = await queries.owner_reservation(request.user, reservation_id)
         notes = data.get("notes") if isinstance(data.get("notes"), str) else ""
         lock_token = data.get("lock_token") if isinstance(data.get("lock_token"), str) else ""
         try:
@@ -74,7 +71,7 @@ class ReservationPagesController(Controller):
         except InvalidInput as exc:
             return _page(reservation, message=exc.detail, notes=notes, errors=exc.field_errors, status=422)
         except (Conflict, Gone) as exc:
-            current = await services.owner_reservation(request.user, reservation_id)
+            current = await queries.owner_reservation(request.user, reservation_id)
             if current["booking_id"] is not None:  # confirmed meanwhile (another tab): go on
                 return Redirect(path=_pay_url(current["booking_id"]), status_code=303)
             return _page(current, message=exc.detail, notes=notes, status=exc.status)
@@ -83,7 +80,7 @@ class ReservationPagesController(Controller):
     @post("/{reservation_id:uuid}/release", name="reservation_release")
     async def release(self, request: Request, reservation_id: FromPath[UUID]) -> Response:
         """Give the place back and return to the finder on the same day."""
-        reservation = await services.owner_reservation(request.user, reservation_id)
+        reservation = await queries.owner_reservation(request.user, reservation_id)
         if reservation["status"] == "pending":
             try:
                 await services.release(request.user, reservation_id)

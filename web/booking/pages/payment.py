@@ -17,8 +17,7 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from web.accounts.auth import owner_only
-from web.booking import services as booking_services
-from web.booking import state
+from web.booking import queries, state
 from web.booking.codes import display_booking_code
 from web.core.errors import DomainError, InvalidInput
 from web.core.messages import N_
@@ -33,35 +32,15 @@ def new_idempotency_key() -> str:
     return "web-" + secrets.token_urlsafe(24)
 
 
-def payment_state(booking: dict) -> str:
-    """What the page says about paying: paid, at_desk (the owner chose to pay at the clinic), pending (an
-    online payment was started), failed (the last attempt failed), due (nothing started yet), expired (the
-    time to pay ran out), cancelled, or moved (rescheduled: the new booking carries the payment)."""
-    status, attempt = booking["status"], booking["last_payment_status"]
-    if status == state.RESCHEDULED:
-        return "moved"
-    if booking["payment_status"] == "paid" or status in (state.CONFIRMED, state.IN_PROGRESS, state.COMPLETED):
-        return "paid"
-    if status == state.CANCELLED:
-        return "expired" if booking["cancellation_reason"] == "payment_expired" else "cancelled"
-    if status != state.PENDING_PAYMENT or attempt is None:
-        return "due"
-    if attempt in ("failed", "expired"):
-        return "failed"
-    if attempt == "pending":
-        return "at_desk" if booking["last_payment_provider"] == providers.CLINIC else "pending"
-    return "due"
-
-
 class PayPagesController(Controller):
     path = "/bookings"
     guards = [owner_only]
     include_in_schema = False
 
     async def _page(self, request: Request, booking_id: UUID, status: int = 200, error: str | None = None) -> Template:
-        booking = await booking_services.owner_booking(request.user, booking_id)
+        booking = await queries.owner_booking(request.user, booking_id)
         return Template("booking/pay.html", status_code=status, context={
-            "booking": booking, "code": display_booking_code(booking["booking_code"]), "pay_state": payment_state(booking), "providers": providers.enabled_providers(),
+            "booking": booking, "code": display_booking_code(booking["booking_code"]), "pay_state": services.payment_state(booking), "can_pay": state.can_pay(booking), "providers": providers.enabled_providers(),
             "idempotency_key": new_idempotency_key(), "error": error,
         })
 
@@ -71,7 +50,7 @@ class PayPagesController(Controller):
 
     @post("/{booking_id:uuid}/pay", name="booking_pay_submit")
     async def pay(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
-        await booking_services.owner_booking(request.user, booking_id)  # 404 before anything else
+        await queries.owner_booking(request.user, booking_id)  # 404 before anything else
         provider = str(data.get("provider") or "")
         key = str(data.get("idempotency_key") or "")
         if not _IDEMPOTENCY_KEY.match(key):

@@ -12,14 +12,14 @@ from decimal import Decimal
 import httpx
 
 from tests.accounts.helpers import web_session
-from tests.booking_pages_owner.conftest import (
+from tests.booking.conftest import (
     PRICE,
-    Scene,
+    BookedScene,
     attr_of,
     booking_row,
     complete_sandbox_payment,
     form_token,
-    new_owner,
+    page_owner,
     text_of,
 )
 from tests.db.factories import local_start, start_between
@@ -37,11 +37,11 @@ KEY_INPUT = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 async def test_my_bookings_lists_upcoming_and_past_in_human_words(owner_client: httpx.AsyncClient,
-                                                                  scene: Scene) -> None:
-    waiting = await scene.booking()
-    paid = await scene.paid_booking(days_ahead=6)
-    cancelled = await scene.booking(days_ahead=7)
-    await booking_services.cancel(scene.owner, cancelled["booking_id"], "pet_unwell", cancelled["version"])
+                                                                  booked_scene: BookedScene) -> None:
+    waiting = await booked_scene.booking()
+    paid = await booked_scene.paid_booking(days_ahead=6)
+    cancelled = await booked_scene.booking(days_ahead=7)
+    await booking_services.cancel(booked_scene.owner, cancelled["booking_id"], "pet_unwell", cancelled["version"])
 
     page = await owner_client.get("/bookings")
     assert page.status_code == 200
@@ -59,8 +59,8 @@ async def test_my_bookings_lists_upcoming_and_past_in_human_words(owner_client: 
 
 
 async def test_booking_page_shows_the_qr_code_and_the_short_code(owner_client: httpx.AsyncClient,
-                                                                 scene: Scene) -> None:
-    booking = await scene.booking()
+                                                                 booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     code = (await booking_row(booking["booking_id"]))["booking_code"]
 
     page = await owner_client.get(f"/bookings/{booking['booking_id']}")
@@ -79,9 +79,9 @@ async def test_booking_page_shows_the_qr_code_and_the_short_code(owner_client: h
 
 
 async def test_a_cancelled_booking_offers_no_pay_cancel_or_reschedule(owner_client: httpx.AsyncClient,
-                                                                      scene: Scene) -> None:
-    booking = await scene.booking()
-    await booking_services.cancel(scene.owner, booking["booking_id"], "other", booking["version"])
+                                                                      booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
+    await booking_services.cancel(booked_scene.owner, booking["booking_id"], "other", booking["version"])
     page = await owner_client.get(f"/bookings/{booking['booking_id']}")
     for link in ("link-pay", "link-reschedule", "link-cancel", "payment-deadline"):
         assert f'data-testid="{link}"' not in page.text
@@ -90,9 +90,9 @@ async def test_a_cancelled_booking_offers_no_pay_cancel_or_reschedule(owner_clie
 
 
 async def test_someone_elses_booking_is_not_found_and_stays_unchanged(app, owner_client: httpx.AsyncClient,
-                                                                      scene: Scene) -> None:
-    booking = await scene.booking()
-    other_row, _other, _pet = await new_owner()
+                                                                      booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
+    other_row, _other, _pet = await page_owner()
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
                                  headers={"Accept-Language": "en"}) as other:
@@ -102,7 +102,7 @@ async def test_someone_elses_booking_is_not_found_and_stays_unchanged(app, owner
         for path in (base, f"{base}/pay", f"{base}/cancel", f"{base}/reschedule"):
             assert (await other.get(path)).status_code == 404, path
         form = {"_csrf_token": token, "version": "1", "reason": "other", "provider": "clinic",
-                "idempotency_key": "web-abcdefghijk", "slot_id": str(await scene.slot())}
+                "idempotency_key": "web-abcdefghijk", "slot_id": str(await booked_scene.slot())}
         for path in (f"{base}/pay", f"{base}/cancel", f"{base}/reschedule"):
             answer = await other.post(path, data=form)
             assert answer.status_code == 404, path
@@ -119,8 +119,8 @@ async def test_someone_elses_booking_is_not_found_and_stays_unchanged(app, owner
 
 
 async def test_pay_in_the_sandbox_once_even_when_the_form_is_sent_twice(owner_client: httpx.AsyncClient,
-                                                                        scene: Scene) -> None:
-    booking = await scene.booking()
+                                                                        booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page, token = await form_token(owner_client, f"/bookings/{booking['booking_id']}/pay")
     assert text_of(page.text, "pay-amount") == "IDR150,000"
     assert "WITA" in text_of(page.text, "payment-deadline")
@@ -149,15 +149,15 @@ async def test_pay_in_the_sandbox_once_even_when_the_form_is_sent_twice(owner_cl
     assert (await booking_row(booking["booking_id"]))["status"] == "confirmed"
 
 
-async def test_a_query_string_cannot_make_the_page_say_paid(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+async def test_a_query_string_cannot_make_the_page_say_paid(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page = await owner_client.get(f"/bookings/{booking['booking_id']}/pay?status=paid&transaction_status=settlement")
     assert attr_of(page.text, "pay-state", "data-state") == "due"
 
 
 async def test_a_declined_payment_shows_failed_and_can_be_tried_again(owner_client: httpx.AsyncClient,
-                                                                      scene: Scene) -> None:
-    booking = await scene.booking()
+                                                                      booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page, token = await form_token(owner_client, f"/bookings/{booking['booking_id']}/pay")
     await owner_client.post(f"/bookings/{booking['booking_id']}/pay", data={
         "_csrf_token": token, "provider": "sandbox", "idempotency_key": KEY_INPUT.search(page.text).group(1)})
@@ -168,8 +168,8 @@ async def test_a_declined_payment_shows_failed_and_can_be_tried_again(owner_clie
     assert 'data-testid="pay-sandbox"' in failed.text
 
 
-async def test_pay_at_the_clinic_waits_until_the_visit(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+async def test_pay_at_the_clinic_waits_until_the_visit(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page, token = await form_token(owner_client, f"/bookings/{booking['booking_id']}/pay")
     answer = await owner_client.post(f"/bookings/{booking['booking_id']}/pay", data={
         "_csrf_token": token, "provider": "clinic", "idempotency_key": KEY_INPUT.search(page.text).group(1)})
@@ -182,8 +182,8 @@ async def test_pay_at_the_clinic_waits_until_the_visit(owner_client: httpx.Async
 
 
 async def test_an_unpaid_booking_past_its_deadline_shows_expired(owner_client: httpx.AsyncClient,
-                                                                 scene: Scene) -> None:
-    booking = await scene.booking()
+                                                                 booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     await sql.execute("UPDATE bookings SET payment_due_at = now() - interval '1 minute' WHERE booking_id = $1",
                       booking["booking_id"])
     assert await booking_services.expire_unpaid_bookings() == 1
@@ -192,8 +192,8 @@ async def test_an_unpaid_booking_past_its_deadline_shows_expired(owner_client: h
     assert 'data-testid="pay-form"' not in page.text
 
 
-async def test_bad_payment_forms_are_refused_with_a_message(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+async def test_bad_payment_forms_are_refused_with_a_message(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page, token = await form_token(owner_client, f"/bookings/{booking['booking_id']}/pay")
     path = f"/bookings/{booking['booking_id']}/pay"
     no_key = await owner_client.post(path, data={"_csrf_token": token, "provider": "sandbox"})
@@ -203,7 +203,7 @@ async def test_bad_payment_forms_are_refused_with_a_message(owner_client: httpx.
     assert bad_provider.status_code == 422
     assert "not available" in text_of(bad_provider.text, "form-error")
     assert await sql.fetchval("SELECT count(*) FROM payment_records WHERE booking_id = $1", booking["booking_id"]) == 0
-    paid = await scene.paid_booking(days_ahead=8)
+    paid = await booked_scene.paid_booking(days_ahead=8)
     page, token = await form_token(owner_client, f"/bookings/{paid['booking_id']}/pay")
     assert 'data-testid="pay-form"' not in page.text
     again = await owner_client.post(f"/bookings/{paid['booking_id']}/pay", data={
@@ -215,8 +215,8 @@ async def test_bad_payment_forms_are_refused_with_a_message(owner_client: httpx.
 
 
 async def test_the_refund_shown_before_cancelling_is_what_the_engine_refunds(owner_client: httpx.AsyncClient,
-                                                                             scene: Scene) -> None:
-    booking = await scene.paid_booking()
+                                                                             booked_scene: BookedScene) -> None:
+    booking = await booked_scene.paid_booking()
     path = f"/bookings/{booking['booking_id']}/cancel"
     page, token = await form_token(owner_client, path)
     expected = booking_services.refund_amount(booking["final_amount"], booking_services.STANDARD_POLICY)
@@ -234,32 +234,32 @@ async def test_the_refund_shown_before_cancelling_is_what_the_engine_refunds(own
     assert text_of(shown.text, "booking-refunded") == "IDR135,000"
 
 
-async def test_a_late_cancellation_shows_no_refund(owner_client: httpx.AsyncClient, scene: Scene) -> None:
+async def test_a_late_cancellation_shows_no_refund(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
     # Well past the clinic's 60-minute booking notice, well inside its 24-hour refund deadline.
-    start = start_between(scene.timezone, earliest=timedelta(hours=4), latest=timedelta(hours=20))
-    booking = await scene.paid_booking(start=start)
+    start = start_between(booked_scene.timezone, earliest=timedelta(hours=4), latest=timedelta(hours=20))
+    booking = await booked_scene.paid_booking(start=start)
     page = await owner_client.get(f"/bookings/{booking['booking_id']}/cancel")
     assert Decimal(attr_of(page.text, "refund-amount", "data-amount")) == 0
     assert "No refund" in text_of(page.text, "refund-policy")
 
 
-async def test_an_unpaid_booking_shows_nothing_to_refund(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+async def test_an_unpaid_booking_shows_nothing_to_refund(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     page = await owner_client.get(f"/bookings/{booking['booking_id']}/cancel")
     assert Decimal(attr_of(page.text, "refund-amount", "data-amount")) == 0
     assert "Nothing was paid" in text_of(page.text, "refund-policy")
 
 
 async def test_cancelling_a_booking_that_changed_meanwhile_shows_a_conflict_and_the_current_state(
-        owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+        owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     path = f"/bookings/{booking['booking_id']}/cancel"
     page, token = await form_token(owner_client, path)
     assert "Waiting for payment" in text_of(page.text, "booking-status")
     stale_version = VERSION_INPUT.search(page.text).group(1)
     # Meanwhile the payment arrives: the booking is confirmed (a new version).
     payment, _ = await payment_services.create_payment(
-        scene.owner, booking["booking_id"], "sandbox", f"test-{uuid.uuid4()}")
+        booked_scene.owner, booking["booking_id"], "sandbox", f"test-{uuid.uuid4()}")
     await complete_sandbox_payment(payment)
 
     answer = await owner_client.post(path, data={"_csrf_token": token, "reason": "other", "version": stale_version})
@@ -272,8 +272,8 @@ async def test_cancelling_a_booking_that_changed_meanwhile_shows_a_conflict_and_
     assert (await booking_row(booking["booking_id"]))["status"] == "confirmed"
 
 
-async def test_bad_cancel_forms_are_refused_with_a_message(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking()
+async def test_bad_cancel_forms_are_refused_with_a_message(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking()
     path = f"/bookings/{booking['booking_id']}/cancel"
     _page, token = await form_token(owner_client, path)
     bad_reason = await owner_client.post(path, data={"_csrf_token": token, "reason": "because", "version": "1"})
@@ -291,9 +291,9 @@ async def test_bad_cancel_forms_are_refused_with_a_message(owner_client: httpx.A
 
 
 async def test_reschedule_to_another_free_slot_of_the_same_service(owner_client: httpx.AsyncClient,
-                                                                   scene: Scene) -> None:
-    booking = await scene.paid_booking(days_ahead=5, hour=9)
-    target = await scene.slot(days_ahead=6, hour=11)
+                                                                   booked_scene: BookedScene) -> None:
+    booking = await booked_scene.paid_booking(days_ahead=5, hour=9)
+    target = await booked_scene.slot(days_ahead=6, hour=11)
     day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", target)
     path = f"/bookings/{booking['booking_id']}/reschedule"
     page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
@@ -311,11 +311,11 @@ async def test_reschedule_to_another_free_slot_of_the_same_service(owner_client:
 
 
 async def test_the_reschedule_page_offers_only_prices_the_engine_accepts_and_shows_the_money(
-        owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.paid_booking(days_ahead=5, hour=9)
-    cheaper = await scene.slot(days_ahead=6, hour=10, price=Decimal("100000"))
-    pricier = await scene.slot(days_ahead=6, hour=11, price=Decimal("200000"))
-    same = await scene.slot(days_ahead=6, hour=12)
+        owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.paid_booking(days_ahead=5, hour=9)
+    cheaper = await booked_scene.slot(days_ahead=6, hour=10, price=Decimal("100000"))
+    pricier = await booked_scene.slot(days_ahead=6, hour=11, price=Decimal("200000"))
+    same = await booked_scene.slot(days_ahead=6, hour=12)
     day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", cheaper)
     path = f"/bookings/{booking['booking_id']}/reschedule"
     page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
@@ -340,10 +340,10 @@ async def test_the_reschedule_page_offers_only_prices_the_engine_accepts_and_sho
 
 
 async def test_a_free_visit_moved_to_a_priced_time_asks_for_the_price(owner_client: httpx.AsyncClient,
-                                                                      scene: Scene) -> None:
-    free = await scene.booking(days_ahead=5, hour=9, price=Decimal(0))
+                                                                      booked_scene: BookedScene) -> None:
+    free = await booked_scene.booking(days_ahead=5, hour=9, price=Decimal(0))
     assert free["status"] == "confirmed"
-    priced = await scene.slot(days_ahead=6, hour=10)
+    priced = await booked_scene.slot(days_ahead=6, hour=10)
     day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", priced)
     path = f"/bookings/{free['booking_id']}/reschedule"
     page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
@@ -356,14 +356,14 @@ async def test_a_free_visit_moved_to_a_priced_time_asks_for_the_price(owner_clie
     assert 'data-testid="link-pay"' in moved.text
 
 
-async def test_reschedule_to_a_slot_just_taken_says_so(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking(days_ahead=5, hour=9)
-    target = await scene.slot(days_ahead=5, hour=12)
+async def test_reschedule_to_a_slot_just_taken_says_so(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking(days_ahead=5, hour=9)
+    target = await booked_scene.slot(days_ahead=5, hour=12)
     path = f"/bookings/{booking['booking_id']}/reschedule"
     page, token = await form_token(owner_client, path)
     assert f'data-slot-id="{target}"' in page.text
     # Someone else takes the last place first.
-    _row, other, other_pet = await new_owner()
+    _row, other, other_pet = await page_owner()
     await booking_services.hold(other, target, other_pet)
 
     answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(target),
@@ -376,12 +376,12 @@ async def test_reschedule_to_a_slot_just_taken_says_so(owner_client: httpx.Async
 
 
 async def test_reschedule_of_a_booking_that_changed_meanwhile_shows_a_conflict(owner_client: httpx.AsyncClient,
-                                                                               scene: Scene) -> None:
-    booking = await scene.booking(days_ahead=5, hour=9)
-    target = await scene.slot(days_ahead=5, hour=13)
+                                                                               booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking(days_ahead=5, hour=9)
+    target = await booked_scene.slot(days_ahead=5, hour=13)
     path = f"/bookings/{booking['booking_id']}/reschedule"
     page, token = await form_token(owner_client, path)
-    await booking_services.cancel(scene.owner, booking["booking_id"], "other", booking["version"])
+    await booking_services.cancel(booked_scene.owner, booking["booking_id"], "other", booking["version"])
     answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(target),
                                                  "version": VERSION_INPUT.search(page.text).group(1)})
     assert answer.status_code == 409
@@ -391,8 +391,8 @@ async def test_reschedule_of_a_booking_that_changed_meanwhile_shows_a_conflict(o
     assert await sql.fetchval("SELECT remaining FROM slots WHERE slot_id = $1", target) == 1
 
 
-async def test_bad_reschedule_input_is_refused_with_a_message(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.booking(days_ahead=5, hour=9)
+async def test_bad_reschedule_input_is_refused_with_a_message(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.booking(days_ahead=5, hour=9)
     path = f"/bookings/{booking['booking_id']}/reschedule"
     bad_day = await owner_client.get(f"{path}?day=tomorrow")
     assert bad_day.status_code == 422 and 'data-testid="error-day"' in bad_day.text
@@ -402,20 +402,20 @@ async def test_bad_reschedule_input_is_refused_with_a_message(owner_client: http
         assert answer.status_code == 422 and "Choose one of the free times" in text_of(answer.text, "form-error")
     other_service = await sql.fetchval(
         "INSERT INTO services (clinic_id, name, duration_minutes, price) VALUES ($1, 'Grooming', 30, $2) "
-        "RETURNING service_id", scene.clinic_id, PRICE)
-    start = local_start({"timezone": scene.timezone}, days_ahead=4, hour=10)
+        "RETURNING service_id", booked_scene.clinic_id, PRICE)
+    start = local_start({"timezone": booked_scene.timezone}, days_ahead=4, hour=10)
     foreign_slot = await sql.fetchval(
         "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining) "
         "VALUES ($1, $2, ($3 AT TIME ZONE 'Asia/Makassar')::date, $3, $3 + interval '30 minutes', 1, 1) "
-        "RETURNING slot_id", scene.clinic_id, other_service, start)
+        "RETURNING slot_id", booked_scene.clinic_id, other_service, start)
     answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(foreign_slot), "version": "1"})
     assert answer.status_code == 422 and "same service" in text_of(answer.text, "form-error")
     row = await booking_row(booking["booking_id"])
     assert (row["status"], row["version"]) == ("pending_payment", booking["version"])
 
 
-async def test_the_pages_render_in_indonesian_and_japanese(owner_client: httpx.AsyncClient, scene: Scene) -> None:
-    booking = await scene.paid_booking()
+async def test_the_pages_render_in_indonesian_and_japanese(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
+    booking = await booked_scene.paid_booking()
     base = f"/bookings/{booking['booking_id']}"
     for language, price in (("id", "Rp150.000"), ("ja", "￥150,000")):
         for path in ("/bookings", base, f"{base}/pay", f"{base}/cancel", f"{base}/reschedule"):
