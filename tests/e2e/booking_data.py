@@ -4,8 +4,6 @@ and a web session (no login form: its rate limits are not what these tests are a
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,7 +13,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from playwright.async_api import BrowserContext
 
-from tests.db.factories import make_clinic, make_pet, make_service, make_slot, make_user
+from tests.db.factories import make_clinic, make_pet, make_service, make_session, make_slot, make_user
 from tests.servers import LiveServer
 
 PRICE = Decimal("150000")
@@ -60,11 +58,7 @@ async def booking_scene(db: asyncpg.Connection, hours: tuple[int, ...] = (10, 11
 async def owner_with_pet(db: asyncpg.Connection, pet_name: str = "Mochi", with_pet: bool = True) -> Owner:
     user = await make_user(db, role="owner", name=f"Owner {uuid.uuid4().hex[:6]}")
     pet = await make_pet(db, user, name=pet_name) if with_pet else None
-    token = secrets.token_urlsafe(32)
-    await db.execute(
-        "INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) VALUES ($1, $2, 'web', now() + interval '1 day')",
-        hashlib.sha256(token.encode()).digest(), user["user_id"],
-    )
+    token = await make_session(db, user)
     return Owner(user["user_id"], pet["pet_id"] if pet else None, token)
 
 

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 from playwright.async_api import Page
 
+from tests.db.factories import make_clinic, make_service, make_slot
+
 ZONE = "Asia/Makassar"
 PRICE = Decimal("180000")
 
@@ -32,22 +34,16 @@ async def own_clinic(db: asyncpg.Connection, slot_days: tuple[int, ...] = (3, 4)
     days from today (clinic time)."""
     suffix = uuid.uuid4().hex[:6]
     name, address = f"E2E Owner Clinic {suffix}", f"Jl. Raya Ubud {suffix}, Bali"
-    clinic_id = await db.fetchval(
-        "INSERT INTO clinics (name, address, timezone) VALUES ($1, $2, $3) RETURNING clinic_id", name, address, ZONE)
-    service_id = await db.fetchval(
-        "INSERT INTO services (clinic_id, name, duration_minutes, price) VALUES ($1, $2, 30, $3) RETURNING service_id",
-        clinic_id, f"Vaccination {suffix}", PRICE)
-    clinic = OwnClinic(clinic_id, service_id, name, address)
+    clinic_row = await make_clinic(db, name=name, address=address, timezone=ZONE)
+    service = await make_service(db, clinic_row, name=f"Vaccination {suffix}", price=PRICE)
+    clinic = OwnClinic(clinic_row["clinic_id"], service["service_id"], name, address)
     today = datetime.now(ZoneInfo(ZONE)).date()
     for days in slot_days:
         day = today + timedelta(days=days)
         start = datetime(day.year, day.month, day.day, hour, tzinfo=ZoneInfo(ZONE))
         await db.execute("SELECT vetbook_create_month_partitions($1)", day)
-        slot_id = await db.fetchval(
-            "INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining) "
-            "VALUES ($1, $2, $3, $4, $5, 1, 1) RETURNING slot_id",
-            clinic_id, service_id, day, start, start + timedelta(minutes=30))
-        clinic.slots.append((slot_id, day))
+        slot = await make_slot(db, clinic_row, service, None, start=start, capacity=1, remaining=1)
+        clinic.slots.append((slot["slot_id"], day))
     return clinic
 
 

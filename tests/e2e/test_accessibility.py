@@ -6,15 +6,13 @@ on a desktop screen and on a phone (the 360 px layout has its own contrast and t
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 
 import asyncpg
 import pytest
 from playwright.async_api import Page
 
-from tests.db.factories import make_user
+from tests.db.factories import make_session, make_user
 from tests.e2e.conftest import E2E_DIR, PHONE_VIEWPORT, LiveServer, NewContext
 from tests.e2e.owner_scenes import finder_url, own_clinic, sign_up_with_pet
 
@@ -91,12 +89,7 @@ async def _staff_session(db: asyncpg.Connection, role: str, clinic_id) -> str:
     page is theirs alone), with a web session (no login form)."""
     clinic = {"clinic_id": clinic_id} if role == "receptionist" else None
     user = await make_user(db, role=role, clinic=clinic, name=f"Axe {role}")
-    token = secrets.token_urlsafe(32)
-    await db.execute(
-        "INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) "
-        "VALUES ($1, $2, 'web', now() + interval '1 day')",
-        hashlib.sha256(token.encode()).digest(), user["user_id"])
-    return token
+    return await make_session(db, user)
 
 
 async def test_desk_and_manager_pages_have_no_serious_accessibility_violations(

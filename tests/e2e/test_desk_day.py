@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -21,9 +21,17 @@ import asyncpg
 import httpx
 from playwright.async_api import ViewportSize
 
+from tests.db.factories import (
+    make_clinic,
+    make_pet,
+    make_service,
+    make_session,
+    make_slot,
+    make_staff,
+    make_user,
+)
 from tests.e2e.conftest import LiveServer, NewContext, document_scroll_width, save_screenshot
-from tests.e2e.pages.desk import DeskBookForm, DeskBookingPage, DeskDayPage, LoginPage
-from web.accounts.auth import token_hash
+from tests.e2e.pages import DeskBookForm, DeskBookingPage, DeskDayPage, LoginPage
 from web.accounts.passwords import hash_password
 from web.booking.codes import display_booking_code
 
@@ -62,39 +70,31 @@ class Scene:
 
 
 async def insert_slot(db: asyncpg.Connection, clinic_id, service_id, staff_id, start: datetime, capacity: int = 1) -> dict:
-    return dict(await db.fetchrow(
-        "INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING slot_id, date, start_time",
-        clinic_id, service_id, staff_id, start.date(), start, start + timedelta(minutes=30), capacity,
-    ))
+    return await make_slot(db, {"clinic_id": clinic_id, "timezone": str(start.tzinfo)}, {"service_id": service_id},
+                           {"staff_id": staff_id} if staff_id else None, start=start, capacity=capacity,
+                           remaining=capacity)
 
 
 async def make_owner(db: asyncpg.Connection, name: str, pet_name: str) -> Owner:
     phone = f"+62 8{secrets.randbelow(10**10):010d}"
-    user_id = await db.fetchval(
-        "INSERT INTO users (email, name, phone, role, password_hash) VALUES ($1, $2, $3, 'owner', '!test') RETURNING user_id",
-        f"desk-e2e-{uuid.uuid4().hex[:10]}@example.test", name, phone,
-    )
-    pet_id = await db.fetchval("INSERT INTO pets (owner_id, name, species) VALUES ($1, $2, 'cat') RETURNING pet_id",
-                               user_id, pet_name)
-    token = secrets.token_urlsafe(32)
-    await db.execute("INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) VALUES ($1, $2, 'api', $3)",
-                     token_hash(token), user_id, datetime.now(UTC) + timedelta(hours=2))
-    return Owner(user_id, name, phone, pet_id, pet_name, token)
+    user = await make_user(db, role="owner", name=name, phone=phone,
+                           email=f"desk-e2e-{uuid.uuid4().hex[:10]}@example.test")
+    pet = await make_pet(db, user, name=pet_name)
+    token = await make_session(db, user, kind="api", lasts=timedelta(hours=2))
+    return Owner(user["user_id"], name, phone, pet["pet_id"], pet_name, token)
 
 
 async def build_scene(db: asyncpg.Connection) -> Scene:
     zone = daytime_zone()
     now = datetime.now(ZoneInfo(zone)).replace(second=0, microsecond=0)
-    clinic_id = await db.fetchval("INSERT INTO clinics (name, address, timezone) VALUES ($1, 'Jl. Desk 1', $2) "
-                                  "RETURNING clinic_id", f"Desk E2E {uuid.uuid4().hex[:6]}", zone)
-    service_id = await db.fetchval("INSERT INTO services (clinic_id, name, duration_minutes, price) "
-                                   "VALUES ($1, 'Vaccination', 30, 150000) RETURNING service_id", clinic_id)
-    vet_a = await db.fetchval("INSERT INTO staff (clinic_id, name) VALUES ($1, 'drh. Ayu') RETURNING staff_id", clinic_id)
-    vet_b = await db.fetchval("INSERT INTO staff (clinic_id, name) VALUES ($1, 'drh. Budi') RETURNING staff_id", clinic_id)
+    clinic = await make_clinic(db, name=f"Desk E2E {uuid.uuid4().hex[:6]}", address="Jl. Desk 1", timezone=zone)
+    clinic_id = clinic["clinic_id"]
+    service_id = (await make_service(db, clinic, name="Vaccination", price=150000))["service_id"]
+    vet_a = (await make_staff(db, clinic, name="drh. Ayu"))["staff_id"]
+    vet_b = (await make_staff(db, clinic, name="drh. Budi"))["staff_id"]
     email = f"desk-reception-{uuid.uuid4().hex[:8]}@example.test"
-    await db.execute("INSERT INTO users (email, name, role, clinic_id, password_hash) VALUES ($1, 'Rina Reception', "
-                     "'receptionist', $2, $3)", email, clinic_id, hash_password(PASSWORD))
+    await make_user(db, role="receptionist", clinic=clinic, email=email, name="Rina Reception",
+                    password_hash=hash_password(PASSWORD))
     # On the half hour, 90 to 120 minutes from now: beyond the clinic's 60-minute notice for online holds.
     first = (now + timedelta(hours=2)).replace(minute=0 if now.minute < 30 else 30)
     slots = {

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from tests.db.factories import make_clinic, make_service, make_staff, make_user
 from tests.e2e.conftest import NewContext, document_scroll_width, save_screenshot
-from tests.e2e.pages.desk_slots import GenerateSlotsPage, LoginPage, SlotListPage
+from tests.e2e.pages import GenerateSlotsPage, LoginPage, SlotListPage
 from web.accounts.passwords import hash_password
 
 DESK_VIEWPORT = {"width": 1366, "height": 768}
@@ -24,17 +25,12 @@ ZONE = "Asia/Makassar"
 
 async def make_clinic_with_receptionist(db: asyncpg.Connection) -> dict:
     tag = uuid.uuid4().hex[:8]
-    clinic = await db.fetchrow("INSERT INTO clinics (name, address, timezone) VALUES ($1, 'Jl. Slot 1', $2) "
-                               "RETURNING clinic_id", f"Slots E2E {tag}", ZONE)
-    service = await db.fetchrow("INSERT INTO services (clinic_id, name, duration_minutes, price) "
-                                "VALUES ($1, $2, 30, 120000) RETURNING service_id",
-                                clinic["clinic_id"], f"Check-up {tag}")
-    staff = await db.fetchrow("INSERT INTO staff (clinic_id, name) VALUES ($1, $2) RETURNING staff_id",
-                              clinic["clinic_id"], f"drh. Slot {tag}")
+    clinic = await make_clinic(db, name=f"Slots E2E {tag}", address="Jl. Slot 1", timezone=ZONE)
+    service = await make_service(db, clinic, name=f"Check-up {tag}", price=120000)
+    staff = await make_staff(db, clinic, name=f"drh. Slot {tag}")
     email = f"slots-{tag}@example.test"
-    await db.execute("INSERT INTO users (email, name, role, clinic_id, password_hash) "
-                     "VALUES ($1, 'Slot Receptionist', 'receptionist', $2, $3)",
-                     email, clinic["clinic_id"], hash_password(PASSWORD))
+    await make_user(db, role="receptionist", clinic=clinic, email=email, name="Slot Receptionist",
+                    password_hash=hash_password(PASSWORD))
     return {"clinic_id": clinic["clinic_id"], "service_id": service["service_id"], "staff_id": staff["staff_id"],
             "email": email}
 

@@ -20,7 +20,7 @@ import asyncpg
 from tests.analytics.expected import EXPECTED_CSV_ROWS, EXPECTED_TOTALS, expected_csv, expected_kpis
 from tests.db.factories import make_booking, make_clinic, make_pet, make_service, make_slot, make_user
 from tests.e2e.conftest import NewContext, document_scroll_width, save_screenshot
-from tests.e2e.pages.analytics import AnalyticsPage, DatabaseHealthPage, ManagerLogin
+from tests.e2e.pages import AnalyticsPage, DatabaseHealthPage, LoginPage
 from web.accounts.passwords import hash_password
 
 DESK_VIEWPORT = {"width": 1366, "height": 768}
@@ -97,8 +97,7 @@ async def make_clinic_with_a_month_of_bookings(db: asyncpg.Connection) -> dict:
                                refunded_amount=(amount * refunded_share).quantize(Decimal("1")), **extra)
     await settle_places(db, slots.values())
     email = f"analytics-{tag}@example.test"
-    await db.execute("INSERT INTO users (email, name, role, clinic_id, password_hash) "
-                     "VALUES ($1, 'Analytics Manager', 'manager', NULL, $2)", email, hash_password(PASSWORD))
+    await make_user(db, role="manager", email=email, name="Analytics Manager", password_hash=hash_password(PASSWORD))
     await refresh_view(db)
     return {"clinic": clinic, "services": services, "slots": slots, "owner": owner, "pet": pet, "today": today,
             "email": email}
@@ -124,7 +123,7 @@ async def test_manager_reads_filters_exports_and_refreshes_analytics(
     clinic_id = world["clinic"]["clinic_id"]
     context = await new_context(viewport=DESK_VIEWPORT, locale="en-US", timezone_id=ZONE, accept_downloads=True)
     page = await context.new_page()
-    await ManagerLogin(page).log_in(world["email"], PASSWORD)
+    await LoginPage(page).log_in(world["email"], PASSWORD, "/manage/analytics")
     await page.get_by_test_id("nav-analytics").wait_for()
 
     analytics = AnalyticsPage(page)

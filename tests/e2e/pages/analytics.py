@@ -12,18 +12,6 @@ from playwright.async_api import Page
 KPI_KEYS = ("bookings", "completed", "cancelled", "no-show-rate", "revenue", "average-booking-value")
 
 
-class ManagerLogin:
-    def __init__(self, page: Page):
-        self.page = page
-
-    async def log_in(self, email: str, password: str, next_path: str = "/manage/analytics") -> None:
-        await self.page.goto("/login?" + urlencode({"next": next_path}))
-        await self.page.get_by_test_id("field-email").fill(email)
-        await self.page.get_by_test_id("field-password").fill(password)
-        await self.page.get_by_test_id("login-submit").click()
-        await self.page.wait_for_url(f"**{next_path}*")
-
-
 class AnalyticsPage:
     url = "/manage/analytics"
 

@@ -6,20 +6,6 @@ from __future__ import annotations
 from playwright.async_api import Locator, Page
 
 
-class LoginPage:
-    url = "/login"
-
-    def __init__(self, page: Page):
-        self.page = page
-
-    async def log_in(self, email: str, password: str) -> None:
-        await self.page.goto(self.url)
-        await self.page.get_by_test_id("field-email").fill(email)
-        await self.page.get_by_test_id("field-password").fill(password)
-        await self.page.get_by_test_id("login-submit").click()
-        await self.page.wait_for_load_state()
-
-
 class GridBookingCard:
     def __init__(self, card: Locator):
         self.card = card

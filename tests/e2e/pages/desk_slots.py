@@ -7,18 +7,6 @@ from datetime import date
 from playwright.async_api import Locator, Page
 
 
-class LoginPage:
-    def __init__(self, page: Page):
-        self.page = page
-
-    async def log_in(self, email: str, password: str, next_path: str) -> None:
-        await self.page.goto(f"/login?next={next_path}")
-        await self.page.get_by_test_id("field-email").fill(email)
-        await self.page.get_by_test_id("field-password").fill(password)
-        await self.page.get_by_test_id("login-submit").click()
-        await self.page.wait_for_url(f"**{next_path.split('?')[0]}**")
-
-
 class SlotRow:
     def __init__(self, row: Locator):
         self.row = row
