@@ -11,7 +11,8 @@ from playwright.async_api import Page, expect
 
 from tests.e2e.booking_data import booking_scene, owner_with_pet, sign_in
 from tests.e2e.conftest import PHONE_VIEWPORT, LiveServer, NewContext, document_scroll_width, save_screenshot
-from tests.e2e.pages.booking import ConfirmPage, SlotFinderPage, finder_path
+from tests.e2e.pages import ConfirmPage, SlotFinderPage
+from tests.e2e.pages.booking import finder_path
 
 RUPIAH_150K = "Rp150.000"  # e2e browsers are Indonesian (id-ID) unless a test says otherwise
 

@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from tests.e2e.booking_data import booking_scene
 from tests.e2e.conftest import LiveServer, NewContext
-from tests.e2e.pages.booking import SlotFinderPage
+from tests.e2e.pages import SlotFinderPage
 from tests.servers import start_app, stop
 from web.core.embedded_postgres import free_port
 

@@ -19,7 +19,7 @@ from tests.e2e.conftest import (
     save_screenshot,
 )
 from tests.e2e.owner_scenes import PRICE, finder_url, own_clinic, sign_up_with_pet
-from tests.e2e.pages.my_bookings import (
+from tests.e2e.pages import (
     BookingPage,
     CancelPage,
     MyBookingsPage,

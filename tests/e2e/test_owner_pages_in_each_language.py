@@ -12,7 +12,7 @@ from playwright.async_api import expect
 
 from tests.e2e.booking_data import booking_scene, owner_with_pet, sign_in
 from tests.e2e.conftest import PHONE_VIEWPORT, LiveServer, NewContext, document_scroll_width, save_screenshot
-from tests.e2e.pages.booking import ConfirmPage, SlotFinderPage
+from tests.e2e.pages import ConfirmPage, SlotFinderPage
 
 # Written out here, not taken from the catalogs: what a reader of each language sees.
 LANGUAGES = {

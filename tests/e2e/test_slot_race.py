@@ -14,7 +14,7 @@ from playwright.async_api import expect
 from tests.conftest import run_cli, vetbook_command
 from tests.e2e.booking_data import booking_scene, owner_with_pet, sign_in
 from tests.e2e.conftest import LiveServer, NewContext
-from tests.e2e.pages.booking import ConfirmPage, SlotFinderPage
+from tests.e2e.pages import ConfirmPage, SlotFinderPage
 
 RACERS = 10
 # Ten browsers and the server share a small, busy machine: generous waits (they only matter when slow).

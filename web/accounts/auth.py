@@ -16,6 +16,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from web.accounts import statements as q
 from web.core import sql
 from web.core.messages import N_, Message
 
@@ -67,18 +68,12 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-_RESOLVE = """
-SELECT s.session_id, u.user_id, u.email, u.name, u.role, u.clinic_id, u.locale
-FROM auth_sessions s
-JOIN users u ON u.user_id = s.user_id
-WHERE s.token_hash = $1 AND s.kind = $2 AND s.revoked_at IS NULL AND s.expires_at > now() AND u.is_active
-"""
 
 
 async def resolve_token(token: str, kind: str) -> CurrentUser | None:
     if not token or len(token) > 200:
         return None
-    row = await sql.fetchrow(_RESOLVE, token_hash(token), kind)
+    row = await sql.fetchrow(q.RESOLVE, token_hash(token), kind)
     if row is None:
         return None
     return CurrentUser(

@@ -20,33 +20,17 @@ import math
 
 from litestar.exceptions import TooManyRequestsException
 
+from web.accounts import statements as q
+from web.accounts.statements import MEMORY_HOURS
+from web.accounts.tables import LoginFailure
 from web.core import rate_limit, sql
 from web.core.messages import N_, Message
 from web.settings import get_settings
 
-# A pair's failures are forgotten this long after its last failure.
-MEMORY_HOURS = 24
-
 ADDRESS_LIMITED = N_("Too many failed logins from your network. Wait a few minutes and try again.")
 
-# Seconds the pair must still wait, or no row.
-_WAIT_LEFT = """
-SELECT ceil(extract(epoch FROM blocked_until - now()))::int FROM login_failures
-WHERE account = $1 AND client_address = $2 AND blocked_until > now()
-"""
 
-# One statement per failure, so that failures sent at once to several workers all count. A pair whose
-# last failure is older than the memory starts again from one.
-_RECORD_FAILURE = f"""
-INSERT INTO login_failures AS f (account, client_address, failures, last_failed_at, blocked_until)
-VALUES ($1, $2, 1, now(), now())
-ON CONFLICT (account, client_address) DO UPDATE
-SET failures = CASE WHEN f.last_failed_at < now() - interval '{MEMORY_HOURS} hours' THEN 1 ELSE f.failures + 1 END,
-    last_failed_at = now()
-RETURNING f.failures
-"""
 
-_BLOCK = "UPDATE login_failures SET blocked_until = now() + make_interval(secs => $3) WHERE account = $1 AND client_address = $2"
 
 
 def _address_bucket(client_address: str) -> str:
@@ -80,7 +64,7 @@ async def check(account: str, client_address: str) -> None:
         raise _limited(retry_after, ADDRESS_LIMITED)
     if not account:
         return
-    seconds = await sql.fetchval(_WAIT_LEFT, account[:254], client_address)
+    seconds = await sql.fetchval(q.WAIT_LEFT, account[:254], client_address)
     if seconds is not None:
         raise _limited(seconds, N_("Too many failed logins for this account. Try again in %(wait)s.",
                                    wait=_wait_words(max(1, seconds))))
@@ -92,16 +76,16 @@ async def record_failure(account: str, client_address: str) -> None:
     await rate_limit.count(_address_bucket(client_address), settings.login_ip_failure_limit)
     if not account:
         return
-    failures = await sql.fetchval(_RECORD_FAILURE, account[:254], client_address)
+    failures = await sql.fetchval(q.RECORD_FAILURE, account[:254], client_address)
     delay = delay_after(failures)
     if delay:
-        await sql.execute(_BLOCK, account[:254], client_address, delay)
+        await sql.execute(q.BLOCK, account[:254], client_address, delay)
 
 
 async def record_success(account: str, client_address: str) -> None:
     """The pair got it right: its earlier failures no longer count."""
-    await sql.execute("DELETE FROM login_failures WHERE account = $1 AND client_address = $2",
-                      account[:254], client_address)
+    await LoginFailure.delete().where(
+        (LoginFailure.account == account[:254]) & (LoginFailure.client_address == client_address))
 
 
 async def forget_old_failures() -> None:

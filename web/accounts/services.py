@@ -149,12 +149,16 @@ async def change_password(user: CurrentUser, current_password: object, new_passw
         raise InvalidInput(errors)
     new_hash = await hash_password_async(new)
     async with engine_finder().transaction():
-        await sql.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1", user.user_id, new_hash)
-        await sql.execute(
-            "UPDATE auth_sessions SET revoked_at = now() "
-            "WHERE user_id = $1 AND revoked_at IS NULL AND session_id IS DISTINCT FROM $2",
-            user.user_id, user.session_id,
-        )
+        await User.update({User.password_hash: new_hash}).where(User.user_id == user.user_id)
+        await _revoke_sessions(user.user_id, keep=user.session_id)
+
+
+async def _revoke_sessions(user_id: UUID, keep: UUID | None = None) -> None:
+    """End every live session and token of the user, except ``keep`` (the one changing the password)."""
+    live = (AuthSession.user_id == user_id) & AuthSession.revoked_at.is_null()
+    if keep is not None:
+        live &= AuthSession.session_id != keep
+    await AuthSession.update({AuthSession.revoked_at: _now()}).where(live)
 
 
 async def create_session(user_id: UUID, kind: str, user_agent: str | None = None) -> tuple[str, datetime]:
@@ -267,9 +271,7 @@ async def set_receptionist_active(manager: CurrentUser, user_id: UUID, active: b
         raise NotFound(N_("No such receptionist."))
     await User.update({User.is_active: active}).where(User.user_id == user_id)
     if not active:
-        await sql.execute(
-            "UPDATE auth_sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL", user_id
-        )
+        await _revoke_sessions(user_id)
 
 
 # ------------------------------------------------------------------ pets

@@ -39,12 +39,13 @@ from uuid import UUID
 from piccolo.engine import engine_finder
 
 from web.accounts.auth import ROLE_MANAGER, CurrentUser
+from web.analytics import statements as q
+from web.analytics.statements import VIEW_NAME
 from web.core import clock, rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.messages import N_
 
-VIEW_NAME = "booking_analytics_daily"
 # A manager may refresh the view once a minute: a concurrent refresh re-reads every booking.
 REFRESH_RATE = "1/60"
 REFRESH_TOO_SOON = N_("The figures were refreshed less than a minute ago. Please wait a minute and try again.")
@@ -62,21 +63,14 @@ TENTH = Decimal("0.1")
 # ------------------------------------------------------------------------------------------ refreshing
 
 
-_REFRESH = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {VIEW_NAME}"
-# now() is the start of the refreshing transaction: everything committed before it is in the view.
-# GREATEST: of two overlapping refreshes, the one that commits last never moves the time backwards.
-_RECORD_REFRESH = """
-INSERT INTO analytics_refreshes AS r (view_name, refreshed_at) VALUES ($1, now())
-ON CONFLICT (view_name) DO UPDATE SET refreshed_at = GREATEST(r.refreshed_at, EXCLUDED.refreshed_at)
-"""
 
 
 async def refresh_booking_analytics() -> None:
     """Refresh the daily view without blocking readers (needs its unique index; see migration 0004) and
     record when, in the same transaction. Run hourly by the app's job and on demand (``refresh_now``)."""
     async with engine_finder().transaction():
-        await sql.execute(_REFRESH)
-        await sql.execute(_RECORD_REFRESH, VIEW_NAME)
+        await sql.execute(q.REFRESH)
+        await sql.execute(q.RECORD_REFRESH, VIEW_NAME)
 
 
 async def refresh_now(manager: CurrentUser) -> None:
@@ -167,19 +161,12 @@ def _require_manager(user: CurrentUser) -> None:
         raise DomainError(detail=N_("This page is not available for your account."), status=403)
 
 
-_SCOPE = """
-SELECT c.clinic_id, c.name AS clinic_name, c.timezone, s.service_id, s.name AS service_name, s.is_active
-FROM clinics c
-LEFT JOIN services s ON s.clinic_id = c.clinic_id
-WHERE $1::uuid IS NULL OR c.clinic_id = $1
-ORDER BY c.name, c.clinic_id, s.name, s.service_id
-"""
 
 
 async def manager_scope(manager: CurrentUser) -> ManagerScope:
     """The clinics ``manager`` manages (every clinic for a manager without one) with their services."""
     _require_manager(manager)
-    rows = await sql.fetch(_SCOPE, manager.clinic_id)
+    rows = await sql.fetch(q.SCOPE, manager.clinic_id)
     clinics: dict[UUID, ClinicOption] = {}
     services = []
     for row in rows:
@@ -346,18 +333,6 @@ class AnalyticsReport:
     rows: list[dict] = field(default_factory=list)  # the view's rows of the period (the CSV)
 
 
-_VIEW_ROWS = """
-SELECT v.booking_date, v.clinic_id, c.name AS clinic_name, v.service_id, s.name AS service_name,
-       v.total_bookings, v.completed_bookings, v.cancelled_bookings, v.no_show_bookings,
-       v.rescheduled_bookings, v.paid_bookings, v.total_revenue
-FROM booking_analytics_daily v
-JOIN clinics c ON c.clinic_id = v.clinic_id
-JOIN services s ON s.service_id = v.service_id
-WHERE v.booking_date BETWEEN $1 AND $2
-  AND v.clinic_id = ANY($3::uuid[])
-  AND ($4::uuid IS NULL OR v.service_id = $4)
-ORDER BY v.booking_date, c.name, v.clinic_id, s.name, v.service_id
-"""
 
 
 async def analytics_report(manager: CurrentUser, first_day: date, last_day: date, clinic_id: UUID | None = None,
@@ -373,7 +348,7 @@ async def analytics_report(manager: CurrentUser, first_day: date, last_day: date
         "clinic": clinic_id or "", "service": service_id or "",
     })
     clinic_ids = [filters.clinic_id] if filters.clinic_id else [clinic.clinic_id for clinic in scope.clinics]
-    rows = await sql.fetch_read(_VIEW_ROWS, filters.previous_first_day, filters.last_day, clinic_ids,
+    rows = await sql.fetch_read(q.VIEW_ROWS, filters.previous_first_day, filters.last_day, clinic_ids,
                                 filters.service_id)
     current, previous = Figures(), Figures()
     per_day: dict[date, Figures] = defaultdict(Figures)

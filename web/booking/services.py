@@ -20,6 +20,7 @@ import asyncpg
 from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import state
 from web.booking import statements as q
+from web.booking.tables import Reservation
 from web.core import rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
@@ -127,7 +128,9 @@ async def release(owner: CurrentUser, reservation_id: UUID) -> None:
     async with transaction_as(owner.user_id, reason="release"):
         released = await sql.fetchrow(q.RELEASE_RESERVATION, reservation_id, owner.user_id)
         if released is None:
-            status = await sql.fetchval(q.HOLD_STATUS, reservation_id, owner.user_id)
+            hold = await Reservation.select(Reservation.status).where(
+                (Reservation.reservation_id == reservation_id) & (Reservation.user_id == owner.user_id)).first()
+            status = hold["status"] if hold else None
             if status is None:
                 raise NotFound(N_("No such hold."))
             raise Conflict(HOLD_IS_OVER.get(status, N_("This hold is no longer pending.")))
@@ -157,7 +160,8 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                 HOLD_IS_OVER.get(reservation["status"], N_("This hold is no longer pending.")))
         if reservation["is_expired"]:
             # Hand the place back now (the expiry job would do it a moment later) and say so after commit.
-            await sql.execute(q.EXPIRE_ONE_RESERVATION, reservation_id)
+            await Reservation.update({Reservation.status: "expired"}).where(
+                (Reservation.reservation_id == reservation_id) & (Reservation.status == state.HOLD_PENDING))
             await places.give_back(reservation["slot_id"], reservation["slot_date"])
             expired = True
         else:
@@ -173,7 +177,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                 None if free else min(_now() + timedelta(minutes=settings.payment_ttl_minutes), slot["start_time"]),
                 None, None, None,
             )
-            await sql.execute(q.CONFIRM_RESERVATION, reservation_id)
+            await Reservation.update({Reservation.status: "confirmed"}).where(Reservation.reservation_id == reservation_id)
             await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
     if expired:
         raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))

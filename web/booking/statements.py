@@ -39,8 +39,6 @@ SELECT EXISTS (
 )
 """
 
-HOLD_STATUS = "SELECT status FROM reservations WHERE reservation_id = $1 AND user_id = $2"
-
 # The pet is this owner's (and the owner is an owner: the desk books only for owners).
 PET_OF_OWNER = """
 SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id
@@ -66,10 +64,6 @@ FROM reservations r
 WHERE r.reservation_id = $1 AND r.user_id = $2
 FOR UPDATE
 """
-
-EXPIRE_ONE_RESERVATION = "UPDATE reservations SET status = 'expired' WHERE reservation_id = $1 AND status = 'pending'"
-
-CONFIRM_RESERVATION = "UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1"
 
 INSERT_BOOKING = """
 INSERT INTO bookings (

@@ -162,8 +162,7 @@ class DeskPagesController(Controller):
     async def take_payment(self, request: Request, booking_id: FromPath[UUID], data: FormData) -> Response:
         """The money was taken at the desk: the booking's `clinic` payment (started now if needed) is paid."""
         try:
-            payment = await payments.start_desk_payment(request.user, booking_id)
-            await payments.mark_paid(request.user, payment["payment_id"])
+            await payments.take_payment_at_desk(request.user, booking_id)
         except Conflict as exc:
             return await self._booking_page(request.user, booking_id, error=exc.detail, status=409)
         return Redirect(path=f"/desk/bookings/{booking_id}?done=paid", status_code=303)

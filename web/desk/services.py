@@ -20,6 +20,7 @@ from web.accounts import validation
 from web.accounts.auth import CurrentUser
 from web.accounts.services import NO_EMAIL_DOMAIN
 from web.booking import services as engine
+from web.booking import state
 from web.booking.codes import normalise_booking_code
 from web.clinics.services import clinics_for
 from web.core import clock, rate_limit, sql
@@ -27,14 +28,9 @@ from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import uuid_or_none
 from web.core.messages import N_
+from web.desk import statements as q
+from web.desk.tables import DeskOwnerLookup
 from web.settings import get_settings
-from web.slots.statements import BOOKABLE_AT_DESK
-
-# Bookings that no longer stand in their slot: not shown in the grid (a rescheduled booking shows in its
-# new slot; a cancelled one gave its place back).
-HIDDEN_STATUSES = ("cancelled", "rescheduled")
-
-
 
 # ------------------------------------------------------------------ clinics and days
 
@@ -65,27 +61,6 @@ def parse_day(value: str | None, clinic: dict) -> date:
 
 
 # ------------------------------------------------------------------ the day grid
-
-# One query for the whole grid. Both partitioned tables are filtered by their clinic and the day: slots by
-# their partition key (date: one partition), bookings by (clinic_id, slot_date) and joined on slot_id
-# (bookings_slot_id_idx); bookings are partitioned by created_at, which the day says nothing about.
-_DAY_GRID = """
-SELECT s.slot_id, s.start_time, s.end_time, s.status AS slot_status, s.capacity, s.remaining,
-       s.staff_id, st.name AS staff_name, sv.name AS service_name,
-       b.booking_id, b.booking_code, b.status, b.payment_status, b.booking_source, b.version,
-       p.name AS pet_name, p.species, u.name AS owner_name, u.phone AS owner_phone
-FROM slots s
-JOIN services sv ON sv.service_id = s.service_id
-LEFT JOIN staff st ON st.staff_id = s.staff_id
-LEFT JOIN (
-    bookings b
-    JOIN pets p ON p.pet_id = b.pet_id
-    JOIN users u ON u.user_id = b.user_id
-) ON b.slot_id = s.slot_id AND b.slot_date = s.date
-     AND b.clinic_id = $1 AND b.slot_date = $2 AND b.status <> ALL($3::text[])
-WHERE s.clinic_id = $1 AND s.date = $2
-ORDER BY s.start_time, st.name NULLS LAST, s.staff_id, sv.name, s.slot_id, b.created_at
-"""
 
 
 @dataclass
@@ -148,7 +123,7 @@ async def day_grid(clinic: dict, day: date) -> DayGrid:
     member with slots that day (and one for slots without staff, last); each cell the slots starting
     then, with their standing bookings (cancelled and rescheduled ones left out)."""
     zone = ZoneInfo(clinic["timezone"])
-    rows = await sql.fetch(_DAY_GRID, clinic["clinic_id"], day, list(HIDDEN_STATUSES))
+    rows = await sql.fetch(q.DAY_GRID, clinic["clinic_id"], day, sorted(state.RELEASED_PLACE))
     slots: dict[UUID, GridSlot] = {}
     staff_names: dict[UUID | None, str | None] = {}
     for row in rows:
@@ -184,22 +159,6 @@ async def day_grid(clinic: dict, day: date) -> DayGrid:
 
 # ------------------------------------------------------------------ bookings at the desk
 
-_DESK_BOOKING = """
-SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.booking_source, b.version, b.notes,
-       b.final_amount, b.refunded_amount, b.currency, b.payment_due_at, b.created_at, b.clinic_id, b.slot_date,
-       b.user_id AS owner_id, s.start_time, s.end_time, s.status AS slot_status,
-       c.name AS clinic_name, c.timezone, sv.name AS service_name, st.name AS staff_name,
-       p.pet_id, p.name AS pet_name, p.species, p.breed,
-       u.name AS owner_name, u.phone AS owner_phone, u.email AS owner_email
-FROM bookings b
-JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-JOIN clinics c ON c.clinic_id = b.clinic_id
-JOIN services sv ON sv.service_id = b.service_id
-LEFT JOIN staff st ON st.staff_id = b.staff_id
-JOIN pets p ON p.pet_id = b.pet_id
-JOIN users u ON u.user_id = b.user_id
-"""
-
 
 def _clinic_ids(clinics: list[dict]) -> list[UUID]:
     return [clinic["clinic_id"] for clinic in clinics]
@@ -213,7 +172,7 @@ def shown_email(email: str | None) -> str | None:
 async def desk_booking(staff: CurrentUser, booking_id: UUID) -> dict:
     """A booking with its pet, owner, service and visit, if it is at one of ``staff``'s clinics (404 otherwise)."""
     clinics = await clinics_for(staff)
-    row = await sql.fetchrow(f"{_DESK_BOOKING} WHERE b.booking_id = $1 AND b.clinic_id = ANY($2::uuid[])",
+    row = await sql.fetchrow(f"{q.DESK_BOOKING} WHERE b.booking_id = $1 AND b.clinic_id = ANY($2::uuid[])",
                              booking_id, _clinic_ids(clinics))
     if row is None:
         raise NotFound(N_("No such booking."))
@@ -233,7 +192,7 @@ async def find_by_code(staff: CurrentUser, typed: str | None) -> list[dict]:
     clinics = await clinics_for(staff)
     # (clinic_id, booking_code) is bookings_clinic_code_idx.
     rows = await sql.fetch(
-        f"{_DESK_BOOKING} WHERE b.clinic_id = ANY($1::uuid[]) AND b.booking_code = $2 ORDER BY s.start_time DESC",
+        f"{q.DESK_BOOKING} WHERE b.clinic_id = ANY($1::uuid[]) AND b.booking_code = $2 ORDER BY s.start_time DESC",
         _clinic_ids(clinics), code,
     )
     return [dict(row) for row in rows]
@@ -241,44 +200,15 @@ async def find_by_code(staff: CurrentUser, typed: str | None) -> list[dict]:
 
 # ------------------------------------------------------------------ owners and free slots for the walk-in form
 
-# A desk finds an owner by a whole phone number or email address, never by a part of one: a receptionist
-# is looking for the person in front of them (or on the phone), not browsing the platform's owners. Owners
-# who already booked at the clinic come first and are shown with their contact details; anyone else only
-# with their name, their pets and the last digits of their phone. Every search and every owner opened is
-# recorded in desk_owner_lookups (who, where, when, what was typed, whom it showed), and an owner can be
-# opened by id only when they booked at one of the staff member's clinics or this staff member found them
-# by phone or email within FOUND_OWNER_HOURS.
-FOUND_OWNER_HOURS = 12
-MAX_OWNER_MATCHES = 10
 # Digits of a whole number after the country code or trunk zero: Indonesian mobile numbers have 9 to 12,
 # landlines with their area code 8 to 11; E.164 allows 15 at most.
 PHONE_KEY_DIGITS = (8, 15)
 SEARCH_HOW = N_("Enter the owner's whole phone number (like 0812 3456 7890) or their email address.")
 
-_OWNER_MATCHES = f"""
-SELECT u.user_id, u.name, u.phone, u.email,
-       EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = u.user_id AND b.clinic_id = ANY($2::uuid[])) AS known_here
-FROM users u
-WHERE u.role = 'owner' AND u.is_active AND {{condition}}
-ORDER BY known_here DESC, u.name, u.user_id
-LIMIT {MAX_OWNER_MATCHES}
-"""
-# The expression of users_owner_phone_key_idx (migration 0016), so the index finds the number.
-_BY_PHONE = "u.phone IS NOT NULL AND vetbook_phone_key(u.phone) = $1"
-_BY_EMAIL = "u.email = $1"
-_BY_ID = "u.user_id = $1"
-_PETS_OF = """
-SELECT pet_id, owner_id, name, species FROM pets WHERE owner_id = ANY($1::uuid[]) ORDER BY name, pet_id
-"""
-_MAY_OPEN_OWNER = f"""
-SELECT EXISTS (SELECT 1 FROM bookings WHERE user_id = $1 AND clinic_id = ANY($2::uuid[]))
-    OR EXISTS (SELECT 1 FROM desk_owner_lookups
-               WHERE staff_user_id = $3 AND looked_up_at > now() - interval '{FOUND_OWNER_HOURS} hours'
-                 AND kind IN ('phone', 'email') AND $1 = ANY(owner_ids))
-"""
-_RECORD_LOOKUP = """
-INSERT INTO desk_owner_lookups (staff_user_id, clinic_id, kind, searched, owner_ids) VALUES ($1, $2, $3, $4, $5)
-"""
+async def _record_lookup(staff: CurrentUser, clinic: dict, kind: str, searched: str, owner_ids: list[UUID]) -> None:
+    await DeskOwnerLookup.insert(DeskOwnerLookup(
+        staff_user_id=staff.user_id, clinic_id=clinic["clinic_id"], kind=kind, searched=searched, owner_ids=owner_ids,
+    ))
 
 
 def phone_key(text: str) -> str:
@@ -304,7 +234,7 @@ class OwnerSearch:
 async def _with_pets(rows: list[asyncpg.Record]) -> list[dict]:
     """Each owner with their pets, and only the contact details the desk may see."""
     owners = [dict(row) for row in rows]
-    pets = await sql.fetch(_PETS_OF, [owner["user_id"] for owner in owners]) if owners else []
+    pets = await sql.fetch(q.PETS_OF, [owner["user_id"] for owner in owners]) if owners else []
     for owner in owners:
         if owner["known_here"]:
             owner["email"] = shown_email(owner["email"])
@@ -322,17 +252,16 @@ async def find_owners(staff: CurrentUser, clinic: dict, query: str | None) -> Ow
         raise NotFound(N_("No such owner."))
     text = (query or "").strip()[:254]
     if "@" in text:
-        kind, key, condition = "email", text.lower(), _BY_EMAIL
+        kind, key, condition = "email", text.lower(), q.BY_EMAIL
     else:
-        kind, key, condition = "phone", phone_key(text), _BY_PHONE
+        kind, key, condition = "phone", phone_key(text), q.BY_PHONE
         if not PHONE_KEY_DIGITS[0] <= len(key) <= PHONE_KEY_DIGITS[1]:
             return OwnerSearch(problem=SEARCH_HOW)
     await rate_limit.hit(f"desk-lookup:user:{staff.user_id}", get_settings().desk_lookup_rate_limit,
                          N_("Too many owner searches in a short time. Wait a few minutes and try again."))
     clinic_ids = _clinic_ids(await clinics_for(staff))
-    rows = await sql.fetch(_OWNER_MATCHES.format(condition=condition), key, clinic_ids)
-    await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], kind, text,
-                      [row["user_id"] for row in rows])
+    rows = await sql.fetch(q.OWNER_MATCHES.format(condition=condition), key, clinic_ids)
+    await _record_lookup(staff, clinic, kind, text, [row["user_id"] for row in rows])
     return OwnerSearch(owners=await _with_pets(rows))
 
 
@@ -342,7 +271,7 @@ async def may_open_owner(staff: CurrentUser, owner_id: UUID) -> bool:
     if not staff.is_staff:
         return False
     clinic_ids = _clinic_ids(await clinics_for(staff))
-    return bool(await sql.fetchval(_MAY_OPEN_OWNER, owner_id, clinic_ids, staff.user_id))
+    return bool(await sql.fetchval(q.MAY_OPEN_OWNER, owner_id, clinic_ids, staff.user_id))
 
 
 async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
@@ -350,28 +279,16 @@ async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
     may not open (``may_open_owner``), whether or not the id exists."""
     if not await may_open_owner(staff, owner_id):
         raise NotFound(N_("No such owner."))
-    rows = await sql.fetch(_OWNER_MATCHES.format(condition=_BY_ID), owner_id, _clinic_ids(await clinics_for(staff)))
+    rows = await sql.fetch(q.OWNER_MATCHES.format(condition=q.BY_ID), owner_id, _clinic_ids(await clinics_for(staff)))
     if not rows:
         raise NotFound(N_("No such owner."))
-    await sql.execute(_RECORD_LOOKUP, staff.user_id, clinic["clinic_id"], "open", str(owner_id), [owner_id])
+    await _record_lookup(staff, clinic, "open", str(owner_id), [owner_id])
     return (await _with_pets(rows))[0]
-
-
-# What the engine's book_on_behalf can take (web/slots/statements.py TAKE_PLACE without the online booking notice).
-_FREE_SLOTS = f"""
-SELECT s.slot_id, s.start_time, s.end_time, s.remaining, s.capacity, sv.name AS service_name,
-       st.name AS staff_name, COALESCE(s.price, sv.price) AS price, sv.currency
-FROM slots s
-JOIN services sv ON sv.service_id = s.service_id
-LEFT JOIN staff st ON st.staff_id = s.staff_id
-WHERE s.clinic_id = $1 AND s.date = $2 AND {BOOKABLE_AT_DESK}
-ORDER BY s.start_time, sv.name, st.name NULLS LAST
-"""
 
 
 async def free_slots(clinic: dict, day: date) -> list[dict]:
     """The clinic's slots of ``day`` the desk can still book: open, not full, not started."""
-    return [dict(row) for row in await sql.fetch(_FREE_SLOTS, clinic["clinic_id"], day)]
+    return [dict(row) for row in await sql.fetch(q.FREE_SLOTS, clinic["clinic_id"], day)]
 
 
 # ------------------------------------------------------------------ a booking made at the desk

@@ -27,6 +27,7 @@ import structlog
 from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import services as engine
 from web.booking import state
+from web.clinics.tables import Service
 from web.core import sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -35,6 +36,7 @@ from web.core.messages import N_
 from web.payments import providers
 from web.payments import statements as q
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
+from web.payments.tables import PaymentRecord
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +129,8 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
             q.INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
             provider.payment_method, provider.name, due, idempotency_key,
         )
-        service_name = await sql.fetchval("SELECT name FROM services WHERE service_id = $1", booking["service_id"])
+        service = await Service.select(Service.name).where(Service.service_id == booking["service_id"]).first()
+        service_name = service["name"]
     if payment is None:
         # The same key was committed by a concurrent request meanwhile.
         existing = await sql.fetchrow(q.PAYMENT_BY_KEY, idempotency_key)
@@ -186,10 +189,8 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
         payment_id = UUID(payload["order_id"])
     except ValueError:
         raise NotFound(N_("No such payment.")) from None
-    payment = await sql.fetchrow(
-        "SELECT payment_id, amount, status FROM payment_records WHERE payment_id = $1 AND payment_provider = $2",
-        payment_id, provider.name,
-    )
+    payment = await PaymentRecord.select(PaymentRecord.payment_id, PaymentRecord.amount, PaymentRecord.status).where(
+        (PaymentRecord.payment_id == payment_id) & (PaymentRecord.payment_provider == provider.name)).first()
     if payment is None:
         raise NotFound(N_("No such payment."))
     outcome = provider.outcome(payload)
@@ -206,7 +207,7 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
         changed = await _complete(payment_id, None, details, _reported_method(provider.name, payload))
     elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
         changed = await sql.fetchrow(q.FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
-    status = await sql.fetchval("SELECT status FROM payment_records WHERE payment_id = $1", payment_id)
+    status = (await PaymentRecord.select(PaymentRecord.status).where(PaymentRecord.payment_id == payment_id).first())["status"]
     return {"payment_id": payment_id, "status": status, "changed": changed}
 
 
@@ -225,8 +226,8 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
       payment is flagged for a manual refund and an error is logged.
 
     At the clinic's desk (``at_desk``) money is not taken for a booking that cannot be confirmed: 409."""
-    payment = await sql.fetchrow("SELECT booking_id, amount, payment_provider FROM payment_records WHERE payment_id = $1",
-                                 payment_id)
+    payment = await PaymentRecord.select(PaymentRecord.booking_id, PaymentRecord.amount, PaymentRecord.payment_provider
+                                         ).where(PaymentRecord.payment_id == payment_id).first()
     history = {"payment_id": str(payment_id), "provider": payment["payment_provider"], "amount": str(payment["amount"])}
     if details.get("transaction_id"):
         history["transaction_id"] = details["transaction_id"]
@@ -354,3 +355,13 @@ async def start_desk_payment(actor: CurrentUser, booking_id: UUID) -> dict:
             provider.payment_method, provider.name, booking["start_time"], f"desk-{uuid4()}",
         )
     return _public(payment)
+
+
+async def take_payment_at_desk(actor: CurrentUser, booking_id: UUID) -> dict:
+    """The money of ``booking_id`` was taken at the clinic's desk: its ``clinic`` payment (started now when
+    there is none) is completed and the booking confirmed, in one transaction, so that a refusal (409: the
+    booking no longer waits for payment, or its price changed) leaves no payment started. The same rules
+    as ``start_desk_payment`` followed by ``mark_paid``, which the API offers as two steps."""
+    async with transaction_as(actor.user_id, reason="payment_received"):
+        payment = await start_desk_payment(actor, booking_id)
+        return await mark_paid(actor, payment["payment_id"])

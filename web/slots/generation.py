@@ -31,6 +31,7 @@ import asyncpg
 
 from web.accounts.auth import CurrentUser
 from web.clinics import services as clinics
+from web.clinics.tables import Service, Staff
 from web.core import clock, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput
@@ -181,16 +182,19 @@ def _check_terms(capacity: object, length_minutes: int | None, price: Decimal | 
 
 
 async def _check_service_and_staff(clinic_id: UUID, service_id: UUID | None, staff_id: UUID | None,
-                                   errors: dict[str, Message]) -> asyncpg.Record | None:
+                                   errors: dict[str, Message]) -> dict | None:
     """The service (offered by this clinic, still active) and the staff member (working there, still
     active) of new slots; the service's row, or None with an error."""
-    service = await sql.fetchrow(q.SERVICE_OF_CLINIC, service_id, clinic_id) if service_id else None
+    service = await Service.select(Service.service_id, Service.name, Service.duration_minutes, Service.price,
+                                   Service.currency, Service.is_active).where(
+        (Service.service_id == service_id) & (Service.clinic_id == clinic_id)).first() if service_id else None
     if service is None:
         errors["service_id"] = N_("Choose a service of this clinic.")
     elif not service["is_active"]:
         errors["service_id"] = N_("This service is no longer offered.")
     if staff_id is not None:
-        staff = await sql.fetchrow(q.STAFF_OF_CLINIC, staff_id, clinic_id)
+        staff = await Staff.select(Staff.staff_id, Staff.name, Staff.is_active).where(
+            (Staff.staff_id == staff_id) & (Staff.clinic_id == clinic_id)).first()
         if staff is None:
             errors["staff_id"] = N_("Choose someone who works at this clinic.")
         elif not staff["is_active"]:

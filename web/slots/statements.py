@@ -66,16 +66,7 @@ WHERE slot_id = $1 AND date = $2 AND remaining = 0 AND status = 'available'
 """
 
 
-CLINIC = "SELECT clinic_id, name, timezone FROM clinics WHERE clinic_id = $1"
 
-
-SERVICE_OF_CLINIC = """
-SELECT service_id, name, duration_minutes, price, currency, is_active FROM services
-WHERE service_id = $1 AND clinic_id = $2
-"""
-
-
-STAFF_OF_CLINIC = "SELECT staff_id, name, is_active FROM staff WHERE staff_id = $1 AND clinic_id = $2"
 
 
 # Existing slots of the staff member that overlap a candidate, except the candidate's own identity (which

@@ -1,0 +1,35 @@
+"""The analytics feature's SQL: the refresh of the materialized view (and its record, an upsert that keeps
+the latest time), the manager's scope, and the view's rows with the previous period beside them."""
+
+VIEW_NAME = "booking_analytics_daily"
+
+
+REFRESH = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {VIEW_NAME}"
+
+# now() is the start of the refreshing transaction: everything committed before it is in the view.
+# GREATEST: of two overlapping refreshes, the one that commits last never moves the time backwards.
+RECORD_REFRESH = """
+INSERT INTO analytics_refreshes AS r (view_name, refreshed_at) VALUES ($1, now())
+ON CONFLICT (view_name) DO UPDATE SET refreshed_at = GREATEST(r.refreshed_at, EXCLUDED.refreshed_at)
+"""
+
+SCOPE = """
+SELECT c.clinic_id, c.name AS clinic_name, c.timezone, s.service_id, s.name AS service_name, s.is_active
+FROM clinics c
+LEFT JOIN services s ON s.clinic_id = c.clinic_id
+WHERE $1::uuid IS NULL OR c.clinic_id = $1
+ORDER BY c.name, c.clinic_id, s.name, s.service_id
+"""
+
+VIEW_ROWS = """
+SELECT v.booking_date, v.clinic_id, c.name AS clinic_name, v.service_id, s.name AS service_name,
+       v.total_bookings, v.completed_bookings, v.cancelled_bookings, v.no_show_bookings,
+       v.rescheduled_bookings, v.paid_bookings, v.total_revenue
+FROM booking_analytics_daily v
+JOIN clinics c ON c.clinic_id = v.clinic_id
+JOIN services s ON s.service_id = v.service_id
+WHERE v.booking_date BETWEEN $1 AND $2
+  AND v.clinic_id = ANY($3::uuid[])
+  AND ($4::uuid IS NULL OR v.service_id = $4)
+ORDER BY v.booking_date, c.name, v.clinic_id, s.name, v.service_id
+"""
