@@ -154,13 +154,18 @@ async def test_the_broker_wakes_a_subscriber_once_per_burst_and_only_for_its_top
     key = (world["clinic"]["clinic_id"], slot["date"])
     desk = broker.subscribe(*key, frozenset({"slots", "bookings"}))
     owners_page = broker.subscribe(*key, frozenset({"slots"}))
+    probe = broker.subscribe(*key, frozenset({"bookings"}))
     try:
-        await asyncio.sleep(1)  # the listener connects
-        await make_booking(db, slot, owner, pet)
+        assert await broker.wait_until_listening(within_seconds=EVENT_WAIT_SECONDS)
+        booking = await make_booking(db, slot, owner, pet)
         assert await desk.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) >= {"bookings"}
+        assert await probe.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) == {"bookings"}
         for _ in range(20):
             await db.execute("UPDATE slots SET remaining = remaining - 1 WHERE slot_id = $1", slot["slot_id"])
-        await asyncio.sleep(1)
+        # A later commit on another topic: notifications arrive in commit order, so once the probe hears
+        # it, all twenty slot changes have reached the owners' page (no fixed sleep).
+        await db.execute("UPDATE bookings SET notes = 'probe' WHERE booking_id = $1", booking["booking_id"])
+        assert await probe.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) == {"bookings"}
         assert await owners_page.next_changes(quiet_seconds=EVENT_WAIT_SECONDS) == {"slots"}
         # Everything was coalesced into that one wake-up.
         assert await owners_page.next_changes(quiet_seconds=0.5) == set()
@@ -168,4 +173,5 @@ async def test_the_broker_wakes_a_subscriber_once_per_burst_and_only_for_its_top
     finally:
         broker.unsubscribe(desk)
         broker.unsubscribe(owners_page)
+        broker.unsubscribe(probe)
         await broker.close()
