@@ -43,7 +43,7 @@ from web.analytics import statements as q
 from web.analytics.statements import VIEW_NAME
 from web.core import clock, rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
-from web.core.forms import uuid_or_none
+from web.core.forms import day_or_none, uuid_or_none
 from web.core.messages import N_
 
 # A manager may refresh the view once a minute: a concurrent refresh re-reads every booking.
@@ -188,11 +188,10 @@ def _parse_uuid(value: object, field_name: str, errors: dict[str, str]) -> UUID 
 def _parse_day(value: object, field_name: str, errors: dict[str, str]) -> date | None:
     if value in (None, ""):
         return None
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
+    day = day_or_none(str(value)[:10])
+    if day is None:
         errors[field_name] = N_("Enter a date as YYYY-MM-DD.")
-        return None
+    return day
 
 
 def _invalid(errors: dict[str, str]) -> InvalidInput:

@@ -7,6 +7,7 @@ message that deserves (pages say it next to the field, in the reader's language)
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from uuid import UUID
 
@@ -22,6 +23,23 @@ def uuid_or_none(value: object) -> UUID | None:
         return UUID(text)
     except ValueError:
         return None
+
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Days outside this range are typing mistakes (and would overflow date arithmetic near year 1 or 9999).
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def day_or_none(value: object) -> date | None:
+    """A day written YYYY-MM-DD (what an HTML date field sends), from 2000 to 2100; None otherwise."""
+    text = "" if value is None else str(value).strip()
+    if not _ISO_DAY.match(text):
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def version_or_none(value: object) -> int | None:

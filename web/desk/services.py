@@ -26,7 +26,7 @@ from web.clinics.services import clinics_for
 from web.core import clock, rate_limit, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
-from web.core.forms import uuid_or_none
+from web.core.forms import day_or_none, uuid_or_none
 from web.core.messages import N_
 from web.desk import statements as q
 from web.desk.tables import DeskOwnerLookup
@@ -51,11 +51,8 @@ def parse_day(value: str | None, clinic: dict) -> date:
     """``?date=YYYY-MM-DD``, or the clinic's today when absent; 422 for anything else."""
     if not value:
         return clock.clinic_today(clinic["timezone"])
-    try:
-        day = date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput({"date": N_("Enter a date as YYYY-MM-DD.")}, detail=N_("Enter a date as YYYY-MM-DD.")) from None
-    if not date(2000, 1, 1) <= day <= date(2100, 12, 31):
+    day = day_or_none(value)
+    if day is None:
         raise InvalidInput({"date": N_("Enter a date as YYYY-MM-DD.")}, detail=N_("Enter a date as YYYY-MM-DD."))
     return day
 

@@ -22,7 +22,7 @@ from litestar.response import Redirect, Template
 from web.accounts.auth import CurrentUser, staff_only
 from web.core import clock
 from web.core.errors import InvalidInput, NotFound
-from web.core.forms import parse_price, uuid_or_none
+from web.core.forms import day_or_none, parse_price, uuid_or_none
 from web.core.messages import N_
 from web.slots import blocking, generation, queries
 from web.slots.blocking import BLOCK_REASONS, SlotsHaveBookings
@@ -56,10 +56,7 @@ def _list(data: Any, name: str) -> list[str]:
 
 
 def _day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        return None
+    return day_or_none(text)
 
 
 def _optional_uuid(data: Any, name: str, errors: dict) -> UUID | None:

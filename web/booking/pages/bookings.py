@@ -6,7 +6,7 @@ Plain forms and 303 redirects (they work without JavaScript); every rule is the 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from web.booking import queries, services, state
 from web.booking.codes import display_booking_code
 from web.core import clock
 from web.core.errors import Conflict, InvalidInput, NotFound
-from web.core.forms import uuid_or_none, version_or_none
+from web.core.forms import day_or_none, uuid_or_none, version_or_none
 from web.core.messages import N_
 from web.slots.queries import bookable_slots
 
@@ -130,9 +130,8 @@ class BookingPagesController(Controller):
         if booking["slot_day"] < today:
             day = today
         if day_text:
-            try:
-                day = date.fromisoformat(day_text)
-            except ValueError:
+            day = day_or_none(day_text) or day
+            if day_or_none(day_text) is None:
                 day_error, status = N_("Choose a day as YYYY-MM-DD."), 422
         slots = []
         if day_error is None and state.can_transition(booking["status"], state.RESCHEDULED):

@@ -26,7 +26,7 @@ from web.booking import services as booking_services
 from web.clinics import services as clinic_services
 from web.core import clock
 from web.core.errors import DomainError, InvalidInput, NotFound
-from web.core.forms import uuid_or_none
+from web.core.forms import day_or_none, uuid_or_none
 from web.core.messages import N_
 from web.slots import queries as slot_queries
 
@@ -51,11 +51,11 @@ def _parse_uuid(value: object, field: str) -> UUID | None:
 def _parse_day(value: object) -> date | None:
     if value is None or value == "":
         return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
+    day = day_or_none(value)
+    if day is None:
         raise InvalidInput({"date": N_("Give the day as YYYY-MM-DD, e.g. 2026-12-01.")},
-                           detail=N_("Give the day as YYYY-MM-DD, e.g. 2026-12-01.")) from None
+                           detail=N_("Give the day as YYYY-MM-DD, e.g. 2026-12-01."))
+    return day
 
 
 def finder_url(clinic_id: object = None, service_id: object = None, day: date | None = None,
