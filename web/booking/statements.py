@@ -99,26 +99,21 @@ UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_a
 WHERE booking_id = $1 AND created_at = $2
 """
 
-BOOKING_FOR_UPDATE = """
+# A booking with what its rules need (the visit's start and end, the clinic's refund deadline and zone),
+# row-locked: the booking row first, as every change of a booking locks it.
+_LOCKED_BOOKING = """
 SELECT b.*, s.start_time, s.end_time, c.refund_deadline_hours, c.timezone
 FROM bookings b
 JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
 JOIN clinics c ON c.clinic_id = b.clinic_id
 WHERE b.booking_id = $1
-FOR UPDATE OF b
-"""
+FOR UPDATE OF b"""
 
+BOOKING_FOR_UPDATE = _LOCKED_BOOKING
 # The unpaid-expiry job's lock: a booking someone is changing right now is passed over (the next run
 # takes it) instead of waited for: a job never queues behind people, and never holds locks that a
 # person's change (a reschedule into a slot the job just gave a place back to) would wait for.
-BOOKING_FOR_EXPIRY = """
-SELECT b.*, s.start_time, s.end_time, c.refund_deadline_hours, c.timezone
-FROM bookings b
-JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-JOIN clinics c ON c.clinic_id = b.clinic_id
-WHERE b.booking_id = $1
-FOR UPDATE OF b SKIP LOCKED
-"""
+BOOKING_FOR_EXPIRY = _LOCKED_BOOKING + " SKIP LOCKED"
 
 # Set-based expiry of holds: one statement marks a batch expired (holds someone is confirming right now are
 # passed over) and says which slots get their places back (web/slots/places.py gives them back).
