@@ -51,8 +51,16 @@ class CurrentUser:
     session_id: UUID | None = None
 
     @property
+    def is_owner(self) -> bool:
+        return self.role == ROLE_OWNER
+
+    @property
     def is_staff(self) -> bool:
         return self.role in (ROLE_RECEPTIONIST, ROLE_MANAGER)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == ROLE_MANAGER
 
     def manages_clinic(self, clinic_id: UUID) -> bool:
         return self.role == ROLE_MANAGER and (self.clinic_id is None or self.clinic_id == clinic_id)
