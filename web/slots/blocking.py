@@ -56,6 +56,11 @@ class ActiveBooking:
     final_amount: Decimal
     payment_status: str
 
+    @property
+    def paid(self) -> bool:
+        """Its money was taken: cancelling it (clinic-initiated) refunds ``final_amount`` in full."""
+        return self.payment_status == "paid"
+
 
 @dataclass
 class BlockResult:
