@@ -15,7 +15,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -206,14 +206,21 @@ async def own_database(app, fresh_database_url: str) -> AsyncIterator[str]:
         await restart_pool(APP_POOL_MAX, dsn=original_dsn)
 
 
-@pytest.fixture
-async def db(app, app_database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the test's own to the in-process app's database, for setting up and checking rows."""
-    connection = await asyncpg.connect(app_database_url)
+@asynccontextmanager
+async def connected(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to ``database_url``, closed afterwards (also when the test fails)."""
+    connection = await asyncpg.connect(database_url)
     try:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def db(app, app_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of the test's own to the in-process app's database, for setting up and checking rows."""
+    async with connected(app_database_url) as connection:
+        yield connection
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT
-from tests.conftest import cloned_database, run_cli, vetbook_command
+from tests.conftest import cloned_database, connected, run_cli, vetbook_command
 from tests.servers import LiveServer, start_app, start_apps_side_by_side, stop
 from web.accounts.auth import SESSION_COOKIE
 from web.core.embedded_postgres import LocalPostgres
@@ -127,11 +127,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def db(cluster: Cluster) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(cluster.database_url)
-    try:
+    async with connected(cluster.database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 def cookies(**values: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
-from tests.conftest import PROJECT_ROOT, cloned_database, run_cli, vetbook_command
+from tests.conftest import PROJECT_ROOT, cloned_database, connected, run_cli, vetbook_command
 from tests.servers import LiveServer, running_app
 from web.core.embedded_postgres import LocalPostgres
 
@@ -92,11 +92,8 @@ def live_server(
 @pytest.fixture
 async def live_db(live_server: LiveServer) -> AsyncIterator[asyncpg.Connection]:
     """An asyncpg connection to the live server's database, for setting up and checking data."""
-    connection = await asyncpg.connect(live_server.database_url)
-    try:
+    async with connected(live_server.database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 # ----------------------------------------------------------------------------------------- the browser

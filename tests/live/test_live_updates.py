@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import cloned_database
+from tests.conftest import cloned_database, connected
 from tests.db.factories import make_booking, make_pet, make_slot, make_user, make_world
 from tests.servers import LiveServer, running_app
 from web.core.embedded_postgres import LocalPostgres
@@ -36,11 +36,8 @@ def server(pg_server: LocalPostgres, template_database: str, tmp_path_factory: p
 
 @pytest.fixture
 async def db(server: LiveServer) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(server.database_url)
-    try:
+    async with connected(server.database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 class EventStream:
