@@ -23,8 +23,10 @@ SET failures = CASE WHEN f.last_failed_at < now() - interval '{MEMORY_HOURS} hou
 RETURNING f.failures
 """
 
+# The block ends by the database's clock, the clock WAIT_LEFT reads.
 BLOCK = "UPDATE login_failures SET blocked_until = now() + make_interval(secs => $3) WHERE account = $1 AND client_address = $2"
 
+# A session or token with its user, in one round trip, only while it is live (database clock).
 RESOLVE = """
 SELECT s.session_id, u.user_id, u.email, u.name, u.role, u.clinic_id, u.locale
 FROM auth_sessions s

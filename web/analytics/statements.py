@@ -4,6 +4,7 @@ the latest time), the manager's scope, and the view's rows with the previous per
 VIEW_NAME = "booking_analytics_daily"
 
 
+# CONCURRENTLY: managers keep reading the old figures while the new ones are computed.
 REFRESH = f"REFRESH MATERIALIZED VIEW CONCURRENTLY {VIEW_NAME}"
 
 # now() is the start of the refreshing transaction: everything committed before it is in the view.
@@ -13,6 +14,7 @@ INSERT INTO analytics_refreshes AS r (view_name, refreshed_at) VALUES ($1, now()
 ON CONFLICT (view_name) DO UPDATE SET refreshed_at = GREATEST(r.refreshed_at, EXCLUDED.refreshed_at)
 """
 
+# The clinics and services a manager may see ($1 NULL: a manager of every clinic).
 SCOPE = """
 SELECT c.clinic_id, c.name AS clinic_name, c.timezone, s.service_id, s.name AS service_name, s.is_active
 FROM clinics c
@@ -21,6 +23,7 @@ WHERE $1::uuid IS NULL OR c.clinic_id = $1
 ORDER BY c.name, c.clinic_id, s.name, s.service_id
 """
 
+# The view's rows of the period and of the period before it, for the changes beside each figure.
 VIEW_ROWS = """
 SELECT v.booking_date, v.clinic_id, c.name AS clinic_name, v.service_id, s.name AS service_name,
        v.total_bookings, v.completed_bookings, v.cancelled_bookings, v.no_show_bookings,

@@ -7,6 +7,7 @@ Every statement that touches a slot names its partition key (``date``) so Postgr
 
 from web.booking import state
 
+# A slot with its price (the slot's, else its service's) and its clinic's rules: a three-table join.
 SLOT_BY_ID = """
 SELECT s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
        s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price, sv.currency,
@@ -21,6 +22,8 @@ WHERE s.slot_id = $1
 # raced by two tabs. Transaction-level: safe behind PgBouncer.
 LOCK_OWNER_HOLDS = "SELECT pg_advisory_xact_lock(hashtext('vetbook:holds'), hashtext($1::text))"
 
+# The database's clock decides whether a hold still counts (expires_at > now()), as everywhere a hold's
+# expiry is checked; Piccolo would compare with the app's clock.
 COUNT_PENDING_HOLDS = """
 SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'pending' AND expires_at > now()
 """
@@ -45,18 +48,21 @@ SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id
                WHERE p.pet_id = $1 AND p.owner_id = $2 AND u.role = 'owner')
 """
 
+# The expiry is computed by the database's clock (now() + TTL), the same clock that expires it.
 INSERT_RESERVATION = """
 INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
 VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
 RETURNING reservation_id, lock_token, expires_at, slot_id, status
 """
 
+# Guarded: only the owner's own pending hold is released; RETURNING says which slot gets its place back.
 RELEASE_RESERVATION = """
 UPDATE reservations SET status = 'cancelled'
 WHERE reservation_id = $1 AND user_id = $2 AND status = 'pending'
 RETURNING slot_id, slot_date
 """
 
+# Row-locked, with the database's verdict on expiry (expires_at <= now()).
 RESERVATION_FOR_UPDATE = """
 SELECT r.reservation_id, r.user_id, r.pet_id, r.slot_id, r.slot_date, r.service_id, r.status, r.lock_token,
        r.expires_at, r.expires_at <= now() AS is_expired
@@ -65,6 +71,7 @@ WHERE r.reservation_id = $1 AND r.user_id = $2
 FOR UPDATE
 """
 
+# All twenty columns set from the engine's terms; RETURNING * hands the row (with its generated code) back.
 INSERT_BOOKING = """
 INSERT INTO bookings (
     reservation_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id,
@@ -74,6 +81,7 @@ INSERT INTO bookings (
 RETURNING *
 """
 
+# One UPDATE on the composite key (booking_id, created_at): the partition key prunes to one month.
 CANCEL_BOOKING = """
 UPDATE bookings SET status = 'cancelled', payment_status = $3, refunded_amount = $4,
     cancelled_at = now(), cancellation_reason = $5, cancellation_notes = $6, version = version + 1
@@ -81,6 +89,7 @@ WHERE booking_id = $1 AND created_at = $2
 RETURNING *
 """
 
+# The same composite key; the status change fires the history trigger.
 MARK_RESCHEDULED = """
 UPDATE bookings SET status = 'rescheduled', version = version + 1 WHERE booking_id = $1 AND created_at = $2
 """
@@ -93,6 +102,7 @@ WHERE booking_id = $1 AND created_at = $2
 RETURNING *
 """
 
+# The unpaid-expiry job's change, on the composite key, timestamped by the database.
 CANCEL_UNPAID = """
 UPDATE bookings SET status = 'cancelled', payment_status = 'failed', cancelled_at = now(),
     cancellation_reason = 'payment_expired', version = version + 1
@@ -132,12 +142,14 @@ RETURNING slot_id, slot_date
 # Holds on slots being blocked: locked NOWAIT (see web/slots/blocking.py for why), then cancelled; their
 # owners' confirm then answers "This hold was already released".
 LOCK_HOLDS_NOWAIT = "SELECT 1 FROM reservations WHERE reservation_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
+# Guarded by status: a hold confirmed meanwhile is left alone; RETURNING gives the places to give back.
 CANCEL_HOLDS = """
 UPDATE reservations SET status = 'cancelled'
 WHERE reservation_id = ANY($1::uuid[]) AND status = 'pending'
 RETURNING slot_id, slot_date
 """
 
+# Due by the database's clock, oldest first, a batch at a time.
 UNPAID_PAST_DUE = """
 SELECT booking_id FROM bookings
 WHERE status = 'pending_payment' AND payment_due_at <= now()
@@ -191,6 +203,7 @@ SELECT booking_id FROM bookings WHERE rescheduled_from_booking_id = $1 AND resch
 
 # ------------------------------------------------------------------ reads (web/booking/queries.py)
 
+# Bookings ⋈ slots on the composite partition key, with pet and owner names for the refusal message.
 ACTIVE_BOOKINGS_IN_SLOTS = f"""
 SELECT b.booking_id, b.booking_code, b.status, b.version, b.slot_id, s.start_time, p.name AS pet_name,
        u.name AS owner_name, b.final_amount, b.payment_status
@@ -204,6 +217,7 @@ ORDER BY s.start_time, b.booking_code
 """
 
 
+# Live by the database's clock.
 LIVE_HOLDS_IN_SLOTS = """
 SELECT r.reservation_id, r.slot_id, r.slot_date FROM reservations r
 WHERE r.slot_id = ANY($1::uuid[]) AND r.slot_date = ANY($2::date[])
@@ -211,9 +225,11 @@ WHERE r.slot_id = ANY($1::uuid[]) AND r.slot_date = ANY($2::date[])
 """
 
 
+# NOWAIT over a list of ids: see web/slots/blocking.py for why blocking must never wait for a booking.
 LOCK_BOOKINGS_NOWAIT = "SELECT 1 FROM bookings WHERE booking_id = ANY($1::uuid[]) FOR UPDATE NOWAIT"
 
 
+# The API's booking with its visit time: bookings ⋈ slots on the composite partition key.
 BOOKING_READ = """
 SELECT b.booking_id, b.status, b.payment_status, b.slot_id, b.pet_id, b.clinic_id, b.service_id, b.staff_id,
        b.total_amount, b.discount_amount, b.final_amount, b.refunded_amount, b.currency, b.version, b.notes,
@@ -269,6 +285,7 @@ WHERE b.user_id = $1
 """
 
 
+# Everything a hold's page shows in one query (five joins and a LATERAL for its booking).
 OWNER_RESERVATION = """
 SELECT r.reservation_id, r.status, r.lock_token, r.created_at, r.expires_at, r.expires_at <= now() AS is_expired,
        r.slot_id, r.slot_date, r.service_id, r.pet_id, s.clinic_id, s.start_time, s.end_time,

@@ -36,6 +36,7 @@ WHERE s.clinic_id = $1 AND s.date = $2
 ORDER BY s.start_time, st.name NULLS LAST, s.staff_id, sv.name, s.slot_id, b.created_at
 """
 
+# A booking with everything the desk's page shows (seven tables, the slot on its composite key).
 DESK_BOOKING = """
 SELECT b.booking_id, b.booking_code, b.status, b.payment_status, b.booking_source, b.version, b.notes,
        b.final_amount, b.refunded_amount, b.currency, b.payment_due_at, b.created_at, b.clinic_id, b.slot_date,
@@ -52,6 +53,7 @@ JOIN pets p ON p.pet_id = b.pet_id
 JOIN users u ON u.user_id = b.user_id
 """
 
+# {condition} is one of BY_PHONE, BY_EMAIL, BY_ID below (never user input).
 OWNER_MATCHES = f"""
 SELECT u.user_id, u.name, u.phone, u.email,
        EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = u.user_id AND b.clinic_id = ANY($2::uuid[])) AS known_here
@@ -68,10 +70,12 @@ BY_EMAIL = "u.email = $1"
 
 BY_ID = "u.user_id = $1"
 
+# The pets of the owners found, in one query.
 PETS_OF = """
 SELECT pet_id, owner_id, name, species FROM pets WHERE owner_id = ANY($1::uuid[]) ORDER BY name, pet_id
 """
 
+# May this staff member open this owner: booked at their clinics, or found by them lately.
 MAY_OPEN_OWNER = f"""
 SELECT EXISTS (SELECT 1 FROM bookings WHERE user_id = $1 AND clinic_id = ANY($2::uuid[]))
     OR EXISTS (SELECT 1 FROM desk_owner_lookups

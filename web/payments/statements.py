@@ -4,18 +4,21 @@ idempotent insert of an attempt, and the joins to the booking by its composite k
 ``created_at``), which a Piccolo ForeignKey (one column) cannot express without losing partition pruning.
 """
 
+# The columns every answer about a payment carries.
 PAYMENT_COLUMNS = """
 p.payment_id, p.booking_id, p.booking_created_at, p.amount, p.currency, p.payment_method, p.payment_provider,
 p.provider_payment_id, p.status, p.payment_url, p.expiry_time, p.paid_at, p.refunded_at, p.refund_amount,
 p.idempotency_key, p.created_at
 """
 
+# The payment an idempotency key names, with its booking's owner (composite-key join).
 PAYMENT_BY_KEY = f"""
 SELECT {PAYMENT_COLUMNS}, b.user_id
 FROM payment_records p JOIN bookings b ON b.booking_id = p.booking_id AND b.created_at = p.booking_created_at
 WHERE p.idempotency_key = $1
 """
 
+# A payment with its booking, service, clinic and visit time, for the pay and desk pages.
 PAYMENT_WITH_BOOKING = f"""
 SELECT {PAYMENT_COLUMNS}, b.user_id, b.clinic_id, b.status AS booking_status,
        b.payment_status AS booking_payment_status, b.final_amount, b.payment_due_at,
@@ -28,6 +31,7 @@ JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
 WHERE p.payment_id = $1
 """
 
+# ON CONFLICT on the idempotency key: two requests with one key start one payment, never two.
 INSERT_PAYMENT = f"""
 INSERT INTO payment_records AS p (booking_id, booking_created_at, amount, currency, payment_method,
                                   payment_provider, status, expiry_time, idempotency_key)
@@ -43,6 +47,7 @@ WHERE payment_id = $1
 RETURNING {PAYMENT_COLUMNS}
 """
 
+# Row-locked after the booking (the engine's lock order: booking, then payment).
 LOCK_PAYMENT = "SELECT payment_id, booking_id, amount, status, payment_provider FROM payment_records WHERE payment_id = $1 FOR UPDATE"
 
 # Money taken. Guarded: a payment already settled is never settled again. A payment the expiry job or a
@@ -56,6 +61,7 @@ WHERE payment_id = $1 AND status IN ('pending', 'expired', 'failed')
 RETURNING payment_id
 """
 
+# Money taken for a booking that can no longer use it: settled and returned in one guarded UPDATE.
 REFUND_LATE_PAYMENT = """
 UPDATE payment_records
 SET status = 'refunded', paid_at = now(), refund_amount = amount, refunded_at = now(),
@@ -105,6 +111,8 @@ UPDATE payment_records SET status = 'expired'
 WHERE status = 'pending' AND booking_id IN (SELECT booking_id FROM chain)
 """
 
+# Only attempts still waiting expire (guarded by status).
 EXPIRE_PENDING_PAYMENTS_OF_BOOKING = "UPDATE payment_records SET status = 'expired' WHERE booking_id = $1 AND status = 'pending'"
 
+# jsonb merge (||) of a note into the payment's metadata: an expression Piccolo's update cannot write.
 ADD_NOTE = "UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $2::jsonb WHERE payment_id = $1"

@@ -38,6 +38,7 @@ from web.core.errors import Conflict, DomainError, InvalidInput
 from web.core.formatting import zone_abbreviation
 from web.core.messages import N_, Message
 from web.slots import statements as q
+from web.slots.tables import Slot
 
 MAX_RANGE_DAYS = 62
 MAX_DAYS_AHEAD = 366
@@ -339,8 +340,11 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
     await _ensure_month_partitions(local_day, local_day)
     try:
         async with transaction_as(actor.user_id, reason="create_slot"):
-            row = await sql.fetchrow(q.INSERT_SLOT, clinic_id, service_id, staff_id, local_day, start_time, end_time,
-                                     capacity, price, actor.user_id)
+            rows = await Slot.insert(Slot(
+                clinic_id=clinic_id, service_id=service_id, staff_id=staff_id, date=local_day, start_time=start_time,
+                end_time=end_time, capacity=capacity, remaining=capacity, price=price, created_by=actor.user_id,
+            )).returning(Slot.slot_id, Slot.clinic_id, Slot.service_id, Slot.staff_id, Slot.date, Slot.start_time,
+                         Slot.end_time, Slot.status, Slot.capacity, Slot.remaining, Slot.price)
     except asyncpg.ExclusionViolationError as exc:
         raise Conflict(N_("This staff member already has a slot at an overlapping time.")) from exc
     except asyncpg.UniqueViolationError as exc:
@@ -349,4 +353,4 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
         if exc.constraint_name == "slots_within_one_local_day":
             raise InvalidInput({"end_time": N_("A slot must end on the day it starts (clinic time).")}) from exc
         raise DomainError(N_("The slot breaks a rule of the schedule."), status=422) from exc
-    return dict(row)
+    return rows[0]

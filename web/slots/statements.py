@@ -15,6 +15,7 @@ from web.booking.state import ACTIVE_SQL
 # nothing is offered that taking would refuse.
 BOOKABLE_WITH_NOTICE = """(s.status = 'available' AND s.remaining > 0
   AND s.start_time > now() + make_interval(mins => c.min_booking_notice_minutes))"""
+# At the desk: open, a place left, not started (the clinic books its own walk-ins without notice).
 BOOKABLE_AT_DESK = """(s.status = 'available' AND s.remaining > 0 AND s.start_time > now())"""
 
 # The guard and the decrement are one statement, so two buyers can never both take the last place (the row
@@ -83,6 +84,7 @@ ORDER BY c.start_time, s.start_time
 """
 
 
+# Every candidate of a template in one INSERT … SELECT FROM unnest, skipping slots that exist already.
 INSERT_GENERATED = """
 INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining, price,
                    created_by)
@@ -109,6 +111,7 @@ FOR UPDATE OF s
 """
 
 
+# Set-based over the locked selection; only open or full slots become blocked.
 BLOCK = """
 UPDATE slots SET status = $3, version = version + 1
 WHERE slot_id = ANY($1::uuid[]) AND date = ANY($2::date[]) AND status IN ('available', 'booked')
@@ -140,12 +143,6 @@ WHERE s.clinic_id = $1
 ORDER BY s.start_time ASC
 """
 
-
-INSERT_SLOT = """
-INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining, price, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
-RETURNING slot_id, clinic_id, service_id, staff_id, date, start_time, end_time, status, capacity, remaining, price
-"""
 
 
 # "Bookable" is what the engine's hold (web/slots/statements.py TAKE_PLACE) can take right now: the
