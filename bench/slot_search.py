@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from web.core.embedded_postgres import LocalPostgres  # noqa: E402
-from web.slots.services import SEARCH_SLOTS  # noqa: E402
+from web.slots.statements import SEARCH_SLOTS  # noqa: E402
 
 
 async def seed(conn: asyncpg.Connection, clinics: int, days: int, slots_per_day: int) -> list[tuple]:
