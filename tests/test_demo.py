@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from tests.conftest import run_cli, vetbook_command
+from tests.conftest import connected, run_cli, vetbook_command
 from web.accounts.passwords import verify_password
 from web.core.embedded_postgres import LocalPostgres
 
@@ -38,15 +37,6 @@ class DemoRun:
     stdout: str
     # Taken just before the command started: every slot it made must start after this.
     started_at: datetime
-
-
-@asynccontextmanager
-async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 def slots_added(stdout: str) -> int:
@@ -89,13 +79,13 @@ async def table_counts(connection: asyncpg.Connection) -> dict[str, int]:
 
 
 async def test_three_clinics_in_indonesias_three_time_zones(demo_run: DemoRun) -> None:
-    async with connect(demo_run.url) as connection:
+    async with connected(demo_run.url) as connection:
         zones = [row["timezone"] for row in await connection.fetch("SELECT timezone FROM clinics")]
     assert sorted(zones) == sorted(DEMO_TIME_ZONES)
 
 
 async def test_every_clinic_has_priced_services_and_staff(demo_run: DemoRun) -> None:
-    async with connect(demo_run.url) as connection:
+    async with connected(demo_run.url) as connection:
         clinics = await connection.fetch("SELECT clinic_id, name FROM clinics")
         for clinic in clinics:
             services = await connection.fetch(
@@ -115,7 +105,7 @@ async def test_every_clinic_has_priced_services_and_staff(demo_run: DemoRun) -> 
 
 
 async def test_slots_cover_the_next_14_local_days_without_overlap(demo_run: DemoRun) -> None:
-    async with connect(demo_run.url) as connection:
+    async with connected(demo_run.url) as connection:
         slots = await connection.fetch(
             "SELECT s.clinic_id, c.timezone, s.date, s.start_time, s.end_time, s.status, s.capacity, "
             "s.remaining, v.duration_minutes "
@@ -154,7 +144,7 @@ async def test_one_login_per_role_with_the_printed_password(demo_run: DemoRun) -
     printed = LOGIN_LINE.findall(demo_run.stdout)
     assert sorted(role for role, _, _ in printed) == ["manager", "owner", "receptionist"], demo_run.stdout
 
-    async with connect(demo_run.url) as connection:
+    async with connected(demo_run.url) as connection:
         users = {row["email"]: row for row in await connection.fetch("SELECT * FROM users")}
         clinic_ids = {row["clinic_id"] for row in await connection.fetch("SELECT clinic_id FROM clinics")}
         roles = [row["role"] for row in users.values()]
@@ -175,7 +165,7 @@ async def test_one_login_per_role_with_the_printed_password(demo_run: DemoRun) -
 
 
 async def test_running_demo_again_adds_nothing(demo_copy_url: str) -> None:
-    async with connect(demo_copy_url) as connection:
+    async with connected(demo_copy_url) as connection:
         before = await table_counts(connection)
         hashes_before = await connection.fetch("SELECT user_id, password_hash, updated_at FROM users ORDER BY user_id")
 
@@ -183,7 +173,7 @@ async def test_running_demo_again_adds_nothing(demo_copy_url: str) -> None:
 
     assert slots_added(second.stdout) == 0
     assert "(0 new slots)" in second.stdout
-    async with connect(demo_copy_url) as connection:
+    async with connected(demo_copy_url) as connection:
         assert await table_counts(connection) == before
         # Accounts are left as they were: no password re-hashed, no row rewritten.
         assert await connection.fetch("SELECT user_id, password_hash, updated_at FROM users ORDER BY user_id") == hashes_before
@@ -193,7 +183,7 @@ async def test_running_demo_again_adds_nothing(demo_copy_url: str) -> None:
 
 
 async def test_a_day_later_only_the_new_day_gets_slots(demo_copy_url: str) -> None:
-    async with connect(demo_copy_url) as connection:
+    async with connected(demo_copy_url) as connection:
         existing = {row["slot_id"] for row in await connection.fetch("SELECT slot_id FROM slots")}
 
     a_day_later = datetime.now(UTC) + timedelta(days=1)
@@ -206,7 +196,7 @@ async def test_a_day_later_only_the_new_day_gets_slots(demo_copy_url: str) -> No
     result = run_cli(sys.executable, "-c", loader, a_day_later.isoformat(), database_url=demo_copy_url)
     reported = int(result.stdout.strip().splitlines()[-1])
 
-    async with connect(demo_copy_url) as connection:
+    async with connected(demo_copy_url) as connection:
         rows = await connection.fetch(
             "SELECT s.slot_id, s.date, c.timezone FROM slots s JOIN clinics c USING (clinic_id)"
         )
@@ -239,7 +229,7 @@ async def test_history_gives_the_desk_and_analytics_past_visits_that_add_up(demo
     first = run_cli(*vetbook_command("demo", "--history", "14"), database_url=demo_copy_url)
     added = int(re.search(r"demo history: (\d+) past bookings added", first.stdout).group(1))
 
-    async with connect(demo_copy_url) as connection:
+    async with connected(demo_copy_url) as connection:
         bookings = await connection.fetch(
             "SELECT b.status, b.payment_status, b.final_amount, b.refunded_amount, s.start_time, b.clinic_id "
             "FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date"

@@ -268,6 +268,16 @@ PRICIER_THAN_PAID = N_("This time costs more than was paid for the booking. Choo
                        "or a lower one, or cancel the booking and book the new time.")
 
 
+def _money_held(booking: asyncpg.Record | dict) -> Decimal:
+    """What the booking's payment holds: its final amount when paid, else nothing."""
+    return Decimal(booking["final_amount"]) if booking["payment_status"] == "paid" else Decimal(0)
+
+
+def refuses_pricier_times(booking: asyncpg.Record | dict) -> bool:
+    """A booking holding money cannot move to a time that costs more (``price_change``)."""
+    return _money_held(booking) > 0
+
+
 def price_change(booking: asyncpg.Record | dict, new_price: Decimal) -> PriceChange:
     """The rule of a reschedule's money. The new booking costs the new slot's price:
 
@@ -278,7 +288,7 @@ def price_change(booking: asyncpg.Record | dict, new_price: Decimal) -> PriceCha
       books anew;
     - nothing paid yet (waiting for payment, or a free visit): the new booking waits for the new price, or
       is confirmed at once when that is zero."""
-    paid = Decimal(booking["final_amount"]) if booking["payment_status"] == "paid" else Decimal(0)
+    paid = _money_held(booking)
     if paid > 0 and new_price > paid:
         return PriceChange(new_price, paid, refused=PRICIER_THAN_PAID)
     if paid > 0:

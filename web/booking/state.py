@@ -142,3 +142,8 @@ HOLD_RELEASED = "cancelled"
 def is_live_hold(reservation: Any, now: datetime) -> bool:
     """A hold that still keeps its place: pending and not expired."""
     return reservation["status"] == HOLD_PENDING and reservation["expires_at"] > now
+
+
+def is_released_hold(reservation: Any) -> bool:
+    """A hold given back (by its owner, or by the clinic blocking its slot), as opposed to one that expired."""
+    return reservation["status"] == HOLD_RELEASED

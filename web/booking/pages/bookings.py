@@ -60,8 +60,8 @@ def _page_context(booking: dict) -> dict:
         "can_cancel": state.can_transition(booking["status"], state.CANCELLED),
         "can_reschedule": state.can_transition(booking["status"], state.RESCHEDULED),
         "can_pay": state.can_pay(booking),
-        # A paid booking cannot move to a pricier time (services.price_change): the page says why some are missing.
-        "holds_money": state.is_paid(booking) and booking["final_amount"] > 0,
+        # The page says why some times are missing.
+        "holds_money": services.refuses_pricier_times(booking),
     }
 
 
@@ -130,9 +130,11 @@ class BookingPagesController(Controller):
         if booking["slot_day"] < today:
             day = today
         if day_text:
-            day = day_or_none(day_text) or day
-            if day_or_none(day_text) is None:
+            chosen = day_or_none(day_text)
+            if chosen is None:
                 day_error, status = N_("Choose a day as YYYY-MM-DD."), 422
+            else:
+                day = chosen
         slots = []
         if day_error is None and state.can_transition(booking["status"], state.RESCHEDULED):
             # Only the times the engine would accept, each with what the move does to the money.

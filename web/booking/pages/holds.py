@@ -34,7 +34,7 @@ def _page(reservation: dict, *, message: str | None = None, notes: str = "", err
     return Template("booking/reservation.html", status_code=status, context={
         "reservation": reservation,
         "live": state.is_live_hold(reservation, now),
-        "released": reservation["status"] == state.HOLD_RELEASED,
+        "released": state.is_released_hold(reservation),
         "seconds_left": seconds_left,
         # Rounded up: "1 minute" until the very last second, never "0 minutes" while it still holds.
         "minutes_left": (seconds_left + 59) // 60,
