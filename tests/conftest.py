@@ -165,29 +165,33 @@ async def app(app_database_url: str) -> AsyncIterator[object]:
     from piccolo.engine import engine_finder
 
     from web.app import create_app
+    from web.core.database import close_pools, open_pools
 
     engine = engine_finder()
-    await engine.start_connection_pool(min_size=1, max_size=APP_POOL_MAX)
+    await open_pools(engine, min_size=1, max_size=APP_POOL_MAX)
     try:
         yield create_app()
     finally:
-        await engine.close_connection_pool()
+        await close_pools(engine)
 
 
 # The app fixture's pool size, restored after a test that pointed the pool elsewhere.
 APP_POOL_MAX = 10
 
 
-async def restart_pool(max_size: int, dsn: str | None = None) -> None:
-    """Reopen Piccolo's pool with ``max_size`` connections (on ``dsn`` when given)."""
+async def restart_pool(max_size: int, dsn: str | None = None, **pool_options) -> None:
+    """Reopen Piccolo's pool with ``max_size`` connections (on ``dsn`` when given), with the app's pool
+    rules plus ``pool_options`` (asyncpg's ``create_pool`` arguments)."""
     from piccolo.engine import engine_finder
+
+    from web.core.database import open_pools
 
     engine = engine_finder()
     if engine.pool is not None:
         await engine.close_connection_pool()
     if dsn is not None:
         engine.config["dsn"] = dsn
-    await engine.start_connection_pool(min_size=1, max_size=max_size)
+    await open_pools(engine, **({"min_size": 1, "max_size": max_size} | pool_options))
 
 
 @pytest.fixture

@@ -34,6 +34,8 @@ from web.clinics.api import ClinicApiController
 from web.clinics.pages import ClinicPagesController
 from web.core import rate_limit, templating
 from web.core.api import HealthController
+from web.core.connections import connection_per_request_middleware
+from web.core.database import close_pools, open_pools
 from web.core.errors import EXCEPTION_HANDLERS
 from web.core.jobs import Job, Scheduler
 from web.core.locale_middleware import locale_middleware
@@ -87,9 +89,7 @@ def background_jobs() -> list[Job]:
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = get_settings()
     engine = engine_finder()
-    await engine.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-    for node in engine.extra_nodes.values():
-        await node.start_connection_pool(min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    await open_pools(engine, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     # The stand-in hash of failed logins, made before the first one (see web/accounts/passwords.py).
     await asyncio.to_thread(passwords.warm_up)
     scheduler = Scheduler(background_jobs())
@@ -99,9 +99,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     finally:
         await close_broker()
         await scheduler.stop()
-        for node in engine.extra_nodes.values():
-            await node.close_connection_pool()
-        await engine.close_connection_pool()
+        await close_pools(engine)
 
 
 class UnsafeSettings(SystemExit):
@@ -160,6 +158,8 @@ def create_app() -> Litestar:
         # The language middleware runs after authentication: a signed-in person's saved language counts.
         middleware=[
             DefineMiddleware(security_headers_middleware),
+            # Outside authentication and rate limits: the session lookup runs on the request's connection too.
+            connection_per_request_middleware,
             DefineMiddleware(authentication_middleware),
             DefineMiddleware(locale_middleware),
         ],

@@ -17,12 +17,14 @@ def _run_with_pool(action: Callable[[], Awaitable[object]]) -> object:
     async def runner() -> object:
         from piccolo.engine import engine_finder
 
+        from web.core.database import close_pools, open_pools
+
         engine = engine_finder()
-        await engine.start_connection_pool(min_size=1, max_size=4)
+        await open_pools(engine, min_size=1, max_size=4)
         try:
             return await action()
         finally:
-            await engine.close_connection_pool()
+            await close_pools(engine)
 
     return asyncio.run(runner())
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from piccolo.engine import engine_finder
 
 from tests.accounts.helpers import make_person
+from tests.conftest import APP_POOL_MAX, restart_pool
 from tests.db.factories import make_booking, make_world
 from web.booking.tables import Booking
 from web.core import sql
@@ -16,15 +16,13 @@ from web.core.audit import transaction_as
 
 @pytest.fixture
 async def single_connection_pool(app):
-    """Shrink the app's pool to one connection for the test, so every transaction reuses it."""
-    engine = engine_finder()
-    await engine.close_connection_pool()
-    await engine.start_connection_pool(min_size=1, max_size=1)
+    """Shrink the app's pool (with its rules: no session reset on release) to one connection for the test,
+    so every transaction reuses it."""
+    await restart_pool(1)
     try:
         yield
     finally:
-        await engine.close_connection_pool()
-        await engine.start_connection_pool(min_size=1, max_size=10)
+        await restart_pool(APP_POOL_MAX)
 
 
 async def test_actor_reason_and_metadata_reach_history_and_do_not_leak(app_database_url, single_connection_pool):

@@ -172,3 +172,23 @@ async def test_the_broker_wakes_a_subscriber_once_per_burst_and_only_for_its_top
         broker.unsubscribe(owners_page)
         broker.unsubscribe(probe)
         await broker.close()
+
+
+async def test_open_streams_do_not_keep_the_pool_busy(pg_server: LocalPostgres, template_database: str,
+                                                      tmp_path: Path) -> None:
+    # A pool of one connection: if a stream kept the connection its request took (web/core/connections.py),
+    # the second stream and the page after it would wait forever.
+    with cloned_database(pg_server, template_database, "livepool") as url, running_app(
+        url, tmp_path / "app.log", env={"VETBOOK_DB_POOL_MIN": "1", "VETBOOK_DB_POOL_MAX": "1"}
+    ) as small_pool_server:
+        async with connected(url) as setup:
+            world = await make_world(setup)
+        clinic_id, day = world["clinic"]["clinic_id"], world["slot"]["date"]
+        async with httpx.AsyncClient(base_url=small_pool_server.base_url, timeout=EVENT_WAIT_SECONDS) as client:
+            async with await _open_stream(client, clinic_id, day) as first, \
+                    await _open_stream(client, clinic_id, day) as second:
+                assert await EventStream(first).next_event() == ("slots-changed", day.isoformat())
+                assert await EventStream(second).next_event() == ("slots-changed", day.isoformat())
+                page = await client.get(f"/clinics/{clinic_id}/services")
+                assert page.status_code == 200, page.text
+                assert world["service"]["name"] in page.text

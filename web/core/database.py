@@ -7,9 +7,9 @@ With ``DATABASE_URL`` set, that server is used. Without it, the embedded Postgre
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from piccolo.engine.postgres import PostgresEngine
-
+from web.core.connections import VetbookEngine, keep_session_state
 from web.core.embedded_postgres import LocalPostgres
 from web.settings import get_settings
 
@@ -33,12 +33,12 @@ def resolve_database_url() -> str:
 READ_NODE = "replica"
 
 
-def create_engine(url: str, replica_url: str = "") -> PostgresEngine:
+def create_engine(url: str, replica_url: str = "") -> VetbookEngine:
     """The primary's engine. With ``replica_url``, reads that may lag go to that server through the node
     named READ_NODE (see ``web.core.sql.read_connection``); without it they stay on the primary."""
     settings = get_settings()
     extra_nodes = {READ_NODE: create_engine(replica_url)} if replica_url else None
-    return PostgresEngine(
+    return VetbookEngine(
         config={
             "dsn": url,
             # 0 behind PgBouncer in transaction mode, where prepared statements do not survive a transaction.
@@ -49,3 +49,18 @@ def create_engine(url: str, replica_url: str = "") -> PostgresEngine:
         extensions=(),
         extra_nodes=extra_nodes,
     )
+
+
+async def open_pools(engine: VetbookEngine, min_size: int, max_size: int, **pool_options: Any) -> None:
+    """Open the pools of the primary and of every replica node, all with the app's pool rules (no session
+    reset on release: see web/core/connections.py)."""
+    options = {"min_size": min_size, "max_size": max_size, "reset": keep_session_state} | pool_options
+    await engine.start_connection_pool(**options)
+    for node in engine.extra_nodes.values():
+        await node.start_connection_pool(**options)
+
+
+async def close_pools(engine: VetbookEngine) -> None:
+    for node in engine.extra_nodes.values():
+        await node.close_connection_pool()
+    await engine.close_connection_pool()

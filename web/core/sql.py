@@ -1,5 +1,6 @@
 """Plain asyncpg access for the statements Piccolo cannot express (upserts with expressions, locks,
-set_config). Uses the current Piccolo transaction when there is one, else a pooled connection.
+set_config). Uses the current Piccolo transaction when there is one, else the request's connection
+(web/core/connections.py), else a pooled connection.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 import asyncpg
 from piccolo.engine import engine_finder
 
+from web.core.connections import request_connection
+
 
 @asynccontextmanager
 async def connection() -> AsyncIterator[asyncpg.Connection]:
@@ -18,6 +21,10 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
     transaction = engine.current_transaction.get()
     if transaction is not None:
         yield transaction.connection
+        return
+    held = await request_connection(engine)
+    if held is not None:
+        yield held
     elif engine.pool is not None:
         async with engine.pool.acquire() as pooled:
             yield pooled
