@@ -3,12 +3,13 @@ database health page. Managers only, each scoped to the clinics they manage."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import TooManyRequestsException
-from litestar.params import FromQuery, URLEncodedBody
+from litestar.params import URLEncodedBody
 from litestar.response import Redirect, Template
 
 from web.accounts.auth import manager_only
@@ -19,8 +20,9 @@ FormData = URLEncodedBody[dict[str, Any]]
 FILTER_NAMES = ("first_day", "last_day", "clinic", "service")
 
 
-def _filter_params(values: dict[str, Any]) -> dict[str, str]:
-    """The filter fields of a query or form (other fields, e.g. the CSRF token, left out)."""
+def _filter_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """The filter fields of a query or form (other fields, e.g. the CSRF token, left out; a repeated field
+    counts once)."""
     return {name: str(values.get(name) or "")[:64] for name in FILTER_NAMES}
 
 
@@ -53,19 +55,12 @@ class AnalyticsPagesController(Controller):
     include_in_schema = False
 
     @get("/analytics", name="analytics")
-    async def analytics_page(
-        self, request: Request, first_day: FromQuery[str | None] = None, last_day: FromQuery[str | None] = None,
-        clinic: FromQuery[str | None] = None, service: FromQuery[str | None] = None,
-    ) -> Template:
-        params = _filter_params({"first_day": first_day, "last_day": last_day, "clinic": clinic, "service": service})
-        return await _report_page(request, params)
+    async def analytics_page(self, request: Request) -> Template:
+        return await _report_page(request, _filter_params(request.query_params))
 
     @get("/analytics.csv", name="analytics_csv")
-    async def analytics_csv(
-        self, request: Request, first_day: FromQuery[str | None] = None, last_day: FromQuery[str | None] = None,
-        clinic: FromQuery[str | None] = None, service: FromQuery[str | None] = None,
-    ) -> Response:
-        params = _filter_params({"first_day": first_day, "last_day": last_day, "clinic": clinic, "service": service})
+    async def analytics_csv(self, request: Request) -> Response:
+        params = _filter_params(request.query_params)
         filters = services.check_filters(await services.manager_scope(request.user), params)
         body = await services.analytics_csv(
             request.user, filters.first_day, filters.last_day, filters.clinic_id, filters.service_id

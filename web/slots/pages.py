@@ -9,6 +9,7 @@ person's own clinic. A clinic the person does not work at is "not found".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, time, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from web.accounts.auth import CurrentUser, staff_only
 from web.core import clock
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import day_or_none, parse_price, uuid_or_none
-from web.core.messages import N_
+from web.core.messages import N_, Message
 from web.slots import blocking, generation, queries
 from web.slots.blocking import BLOCK_REASONS, SlotsHaveBookings
 from web.slots.generation import SlotTemplate, StaffOverlap
@@ -59,20 +60,21 @@ def _day(text: str) -> date | None:
     return day_or_none(text)
 
 
-def _optional_uuid(data: Any, name: str, errors: dict) -> UUID | None:
+def _field(data: Any, name: str, errors: dict, parse: Callable[[str], Any], problem: Message) -> Any:
+    """The field parsed, or None; a filled-in field that does not parse is an error of that field."""
     text = _text(data, name)
-    value = uuid_or_none(text)
+    value = parse(text)
     if text and value is None:
-        errors[name] = N_("Choose one from the list.")
+        errors[name] = problem
     return value
+
+
+def _optional_uuid(data: Any, name: str, errors: dict) -> UUID | None:
+    return _field(data, name, errors, uuid_or_none, N_("Choose one from the list."))
 
 
 def _required_day(data: Any, name: str, errors: dict) -> date | None:
-    text = _text(data, name)
-    value = _day(text)
-    if text and value is None:
-        errors[name] = N_("Give a date like 2026-12-31.")
-    return value
+    return _field(data, name, errors, _day, N_("Give a date like 2026-12-31."))
 
 
 async def _clinic_id(user: CurrentUser, request: Request, data: Any = None) -> UUID:

@@ -40,7 +40,9 @@ class PayPagesController(Controller):
     async def _page(self, request: Request, booking_id: UUID, status: int = 200, error: str | None = None) -> Template:
         booking = await queries.owner_booking(request.user, booking_id)
         return Template("booking/pay.html", status_code=status, context={
-            "booking": booking, "code": display_booking_code(booking["booking_code"]), "pay_state": services.payment_state(booking), "can_pay": state.can_pay(booking), "providers": providers.enabled_providers(),
+            "booking": booking, "code": display_booking_code(booking["booking_code"]),
+            "pay_state": services.payment_state(booking), "can_pay": state.can_pay(booking),
+            "providers": providers.enabled_providers(),
             "idempotency_key": new_idempotency_key(), "error": error,
         })
 
