@@ -105,8 +105,7 @@ class ReservationApiController(Controller):
     @post("/{reservation_id:uuid}/confirm", status_code=HTTP_201_CREATED)
     async def confirm(self, request: Request, reservation_id: FromPath[UUID], data: JSONBody[ConfirmRequest]) -> BookingOut:
         """Turn the hold into a booking (410 when it expired, 409 when already confirmed or released)."""
-        booking = await services.confirm(request.user, reservation_id, data.lock_token, data.notes)
-        return booking_out(await queries.get_booking(request.user, booking["booking_id"]))
+        return booking_out(await services.confirm(request.user, reservation_id, data.lock_token, data.notes))
 
 
 class BookingApiController(Controller):

@@ -87,12 +87,6 @@ def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
     return SLOT_JUST_TAKEN
 
 
-async def _require_own_pet(owner: CurrentUser, pet_id: UUID) -> None:
-    owns = await sql.fetchval(q.PET_OF_OWNER, pet_id, owner.user_id)
-    if not owns:
-        raise NotFound(N_("No such pet."))
-
-
 # ------------------------------------------------------------------ holds
 
 
@@ -105,21 +99,25 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
         raise DomainError(N_("Only pet owners hold slots for themselves."), status=403)
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
                          N_("You are holding slots too quickly. Wait a moment and try again."))
-    await _require_own_pet(owner, pet_id)
-    slot = await _slot(slot_id)
-    async with transaction_as(owner.user_id, reason="hold"):
-        await sql.execute(q.LOCK_OWNER_HOLDS, str(owner.user_id))
-        if await sql.fetchval(q.COUNT_PENDING_HOLDS, owner.user_id) >= settings.max_active_holds:
+    slot = await sql.fetchrow(q.HOLD_TARGET, slot_id, pet_id, owner.user_id)
+    if not slot["own_pet"]:
+        raise NotFound(N_("No such pet."))
+    if slot["slot_id"] is None:
+        raise NotFound(N_("No such slot."))
+    async with transaction_as(owner.user_id, reason="hold", lock=(q.OWNER_HOLDS_LOCK, str(owner.user_id))):
+        checks = await sql.fetchrow(q.HOLD_CHECKS, pet_id, slot["start_time"], slot["end_time"], None,
+                                    slot["date"], owner.user_id)
+        if checks["pending_holds"] >= settings.max_active_holds:
             raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
                               count=settings.max_active_holds))
-        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
+        if checks["pet_busy"]:
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
-        if not await places.take_place(slot_id, slot["date"], with_notice=places.WITH_NOTICE):
-            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
         reservation = await sql.fetchrow(
-            q.INSERT_RESERVATION, owner.user_id, pet_id, slot_id, slot["date"], slot["service_id"],
+            q.HOLD_PLACE, slot_id, slot["date"], places.WITH_NOTICE, owner.user_id, pet_id, slot["service_id"],
             settings.hold_ttl_seconds, _new_lock_token(),
         )
+        if reservation is None:
+            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
     return dict(reservation)
 
 
@@ -165,11 +163,11 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
             await places.give_back(reservation["slot_id"], reservation["slot_date"])
             expired = True
         else:
-            slot = await _slot(reservation["slot_id"])
+            slot = reservation
             price = Decimal(slot["price"] or 0)
             free = price == 0
             booking = await sql.fetchrow(
-                q.INSERT_BOOKING,
+                q.CONFIRM_HOLD,
                 reservation_id, owner.user_id, reservation["pet_id"], slot["clinic_id"], slot["service_id"],
                 slot["slot_id"], slot["date"], slot["staff_id"],
                 state.CONFIRMED if free else state.PENDING_PAYMENT, "paid" if free else "pending",
@@ -177,11 +175,11 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                 None if free else min(_now() + timedelta(minutes=settings.payment_ttl_minutes), slot["start_time"]),
                 None, None, None,
             )
-            await Reservation.update({Reservation.status: "confirmed"}).where(Reservation.reservation_id == reservation_id)
             await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
     if expired:
         raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
-    return dict(booking)
+    # With the visit's times: what the API answers, without reading the booking again.
+    return dict(booking) | {"start_time": slot["start_time"], "end_time": slot["end_time"]}
 
 
 # ------------------------------------------------------------------ bookings
@@ -338,7 +336,7 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
         if change.refused:
             raise Conflict(change.refused)
         if await sql.fetchval(q.PET_IS_BUSY, booking["pet_id"], new_slot["start_time"], new_slot["end_time"],
-                              booking_id):
+                              booking_id, new_slot["date"]):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
         # Two slot rows change: lock them in slot_id order, as every multi-slot statement does.
         moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
@@ -570,7 +568,7 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
         owns = await sql.fetchval(q.PET_OF_OWNER, pet_id, owner_id)
         if not owns:
             raise InvalidInput({"pet_id": N_("This pet does not belong to this owner.")})
-        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None):
+        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None, slot["date"]):
             raise Conflict(N_("This pet already has a visit at an overlapping time."))
         if not await places.take_place(slot_id, slot["date"], with_notice=places.WITHOUT_NOTICE):
             raise SlotUnavailable(_why_desk_cannot_book(slot, _now()))

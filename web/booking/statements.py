@@ -6,52 +6,76 @@ Every statement that touches a slot names its partition key (``date``) so Postgr
 """
 
 from web.booking import state
+from web.slots import statements as slot_statements
 
 # A slot with its price (the slot's, else its service's) and its clinic's rules: a three-table join.
-SLOT_BY_ID = """
+_SLOT_WITH_RULES = """
 SELECT s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
        s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price, sv.currency,
        c.min_booking_notice_minutes, c.refund_deadline_hours, c.timezone
 FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
 JOIN clinics c ON c.clinic_id = s.clinic_id
-WHERE s.slot_id = $1
+"""
+
+# By id alone (what the API and the pages are given): one index probe per monthly partition.
+SLOT_BY_ID = _SLOT_WITH_RULES + "WHERE s.slot_id = $1"
+
+# The pet ($2) is this owner's ($3), and the owner is an owner (the desk books only for owners).
+_OWN_PET = """EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id
+               WHERE p.pet_id = $2 AND p.owner_id = $3 AND u.role = 'owner')"""
+PET_OF_OWNER = "SELECT " + _OWN_PET.replace("$2", "$1").replace("$3", "$2")
+
+# What a hold is about, in one round trip: whether the pet is the owner's (a row even when the slot does not
+# exist, so that the pet is judged first) and the slot ($1) with its rules (NULLs when there is no such slot).
+HOLD_TARGET = f"""
+SELECT {_OWN_PET} AS own_pet, t.*
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL ({_SLOT_WITH_RULES} WHERE s.slot_id = $1) AS t ON true
 """
 
 # Serialises one owner's holds, so that the per-owner limit and the same-pet overlap check cannot be
-# raced by two tabs. Transaction-level: safe behind PgBouncer.
-LOCK_OWNER_HOLDS = "SELECT pg_advisory_xact_lock(hashtext('vetbook:holds'), hashtext($1::text))"
+# raced by two tabs: the namespace of a transaction-level advisory lock (safe behind PgBouncer) on the
+# owner, taken by ``transaction_as(..., lock=...)`` in the round trip that names the actor.
+OWNER_HOLDS_LOCK = "vetbook:holds"
 
-# The database's clock decides whether a hold still counts (expires_at > now()), as everywhere a hold's
-# expiry is checked; Piccolo would compare with the app's clock.
-COUNT_PENDING_HOLDS = """
-SELECT count(*) FROM reservations WHERE user_id = $1 AND status = 'pending' AND expires_at > now()
-"""
-
-# Does this pet already have a hold or a booking whose time overlaps [start, end)?
-PET_IS_BUSY = f"""
-SELECT EXISTS (
+# Does this pet ($1) already have a hold or a booking whose time overlaps [$2, $3)? $4: a booking to leave
+# out (the one being rescheduled); $5: the new visit's slot date. A slot ends on the clinic-local day it
+# starts (slots_within_one_local_day), so an overlapping visit has its slot date within two days of the new
+# one's, whatever the clinics' time zones: that window lets the partial indexes on (pet_id, slot_date)
+# answer instead of a scan of every bookings partition (partitioned by creation time, unknown here), and
+# prunes the slots it joins to the months of that window.
+_PET_IS_BUSY = f"""EXISTS (
     SELECT 1 FROM reservations r JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
     WHERE r.pet_id = $1 AND r.status = 'pending' AND r.expires_at > now()
+      AND r.slot_date BETWEEN $5::date - 2 AND $5::date + 2 AND s.date BETWEEN $5::date - 2 AND $5::date + 2
       AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
     UNION ALL
     SELECT 1 FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
     WHERE b.pet_id = $1 AND b.status IN {state.ACTIVE_SQL}
+      AND b.slot_date BETWEEN $5::date - 2 AND $5::date + 2 AND s.date BETWEEN $5::date - 2 AND $5::date + 2
       AND b.booking_id IS DISTINCT FROM $4
       AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
-)
+)"""
+PET_IS_BUSY = "SELECT " + _PET_IS_BUSY
+
+# A hold's two checks, after the owner's lock (so that the owner's other holds are all visible): how many
+# holds the owner ($6) has that still count, and whether the pet is busy then. The database's clock decides
+# whether a hold still counts (expires_at > now()), as everywhere a hold's expiry is checked.
+HOLD_CHECKS = f"""
+SELECT (SELECT count(*) FROM reservations WHERE user_id = $6 AND status = 'pending' AND expires_at > now())
+           AS pending_holds,
+       {_PET_IS_BUSY} AS pet_busy
 """
 
-# The pet is this owner's (and the owner is an owner: the desk books only for owners).
-PET_OF_OWNER = """
-SELECT EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_id
-               WHERE p.pet_id = $1 AND p.owner_id = $2 AND u.role = 'owner')
-"""
-
-# The expiry is computed by the database's clock (now() + TTL), the same clock that expires it.
-INSERT_RESERVATION = """
+# A hold in one round trip: the slots feature's guarded TAKE_PLACE ($1 slot, $2 its date, $3 with notice;
+# its rule stays in web/slots/statements.py) and, only when it took a place, the reservation of the owner
+# ($4) for the pet ($5) of the service ($6), whose expiry the database's clock computes (now() + $7 seconds),
+# the same clock that expires it. No row back: the slot could not be held, and nothing was written.
+HOLD_PLACE = f"""
+WITH taken AS ({slot_statements.TAKE_PLACE})
 INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7)
+SELECT $4, $5, taken.slot_id, $2, $6, now() + make_interval(secs => $7), $8 FROM taken
 RETURNING reservation_id, lock_token, expires_at, slot_id, status
 """
 
@@ -62,13 +86,18 @@ WHERE reservation_id = $1 AND user_id = $2 AND status = 'pending'
 RETURNING slot_id, slot_date
 """
 
-# Row-locked, with the database's verdict on expiry (expires_at <= now()).
+# Row-locked, with the database's verdict on expiry (expires_at <= now()) and the slot it holds with the
+# slot's price, found by its partition key (the hold's slot_date): one round trip, one partition.
 RESERVATION_FOR_UPDATE = """
-SELECT r.reservation_id, r.user_id, r.pet_id, r.slot_id, r.slot_date, r.service_id, r.status, r.lock_token,
-       r.expires_at, r.expires_at <= now() AS is_expired
+SELECT r.reservation_id, r.user_id, r.pet_id, r.slot_date, r.status, r.lock_token,
+       r.expires_at, r.expires_at <= now() AS is_expired,
+       s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time,
+       COALESCE(s.price, sv.price) AS price, sv.currency
 FROM reservations r
+JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
+JOIN services sv ON sv.service_id = s.service_id
 WHERE r.reservation_id = $1 AND r.user_id = $2
-FOR UPDATE
+FOR UPDATE OF r
 """
 
 # All twenty columns set from the engine's terms; RETURNING * hands the row (with its generated code) back.
@@ -80,6 +109,13 @@ INSERT INTO bookings (
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 RETURNING *
 """
+
+# A confirmed hold: its booking (INSERT_BOOKING's columns, $1 the reservation) and the hold marked confirmed,
+# in one round trip (a data-modifying WITH runs whether or not its rows are read). The hold is row-locked
+# by RESERVATION_FOR_UPDATE already, so this cannot race.
+CONFIRM_HOLD = f"""
+WITH confirmed AS (UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1)
+{INSERT_BOOKING}"""
 
 # One UPDATE on the composite key (booking_id, created_at): the partition key prunes to one month.
 CANCEL_BOOKING = """

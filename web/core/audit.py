@@ -13,20 +13,25 @@ from uuid import UUID
 
 from piccolo.engine import engine_finder
 
+_NAME_THE_ACTOR = ("SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', $2, true), "
+                   "set_config('app.change_metadata', $3, true)")
+# The same round trip can take a transaction-level advisory lock on (namespace, key).
+_NAME_THE_ACTOR_AND_LOCK = _NAME_THE_ACTOR + ", pg_advisory_xact_lock(hashtext($4), hashtext($5))"
+
 
 @asynccontextmanager
 async def transaction_as(
-    actor_id: UUID | None, reason: str | None = None, metadata: dict | None = None
+    actor_id: UUID | None, reason: str | None = None, metadata: dict | None = None,
+    lock: tuple[str, str] | None = None,
 ) -> AsyncIterator[object]:
     """A database transaction in which every booking status change is attributed to ``actor_id``
-    (None: the system) with ``reason`` and ``metadata``. Piccolo queries inside it use it."""
+    (None: the system) with ``reason`` and ``metadata``. Piccolo queries inside it use it. With ``lock``
+    (namespace, key), the transaction first waits for that advisory lock, in the same round trip."""
     engine = engine_finder()
     async with engine.transaction() as transaction:
-        await transaction.connection.execute(
-            "SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', $2, true), "
-            "set_config('app.change_metadata', $3, true)",
-            str(actor_id) if actor_id else "",
-            reason or "",
-            json.dumps(metadata) if metadata else "",
-        )
+        actor = (str(actor_id) if actor_id else "", reason or "", json.dumps(metadata) if metadata else "")
+        if lock is None:
+            await transaction.connection.execute(_NAME_THE_ACTOR, *actor)
+        else:
+            await transaction.connection.execute(_NAME_THE_ACTOR_AND_LOCK, *actor, *lock)
         yield transaction
