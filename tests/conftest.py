@@ -131,11 +131,8 @@ def empty_database_url(pg_server: LocalPostgres) -> Iterator[str]:
 @pytest.fixture
 async def conn(fresh_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """An asyncpg connection to a freshly migrated database of the test's own."""
-    connection = await asyncpg.connect(fresh_database_url)
-    try:
+    async with connected(fresh_database_url) as connection:
         yield connection
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")

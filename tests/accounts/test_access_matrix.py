@@ -38,6 +38,16 @@ REDIRECT_TO_LOGIN = 303
 DESK_PAGE = expect(200, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
 DESK_FORM_422 = expect(422, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
 DESK_NOT_FOUND = expect(404, anonymous=REDIRECT_TO_LOGIN, owner=403, other_owner=403)
+
+
+def clinic_staff_only(staff_answer: int) -> dict[str, int]:
+    """A clinic's slot pages: its own staff get ``staff_answer``, another clinic's staff 404, owners 403."""
+    return expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=staff_answer, manager=staff_answer,
+                  other_receptionist=404, other_manager=404)
+
+
+SLOT_PAGE = clinic_staff_only(200)
+SLOT_FORM_422 = clinic_staff_only(422)
 VALID_PET = {"name": "Matrix Cat", "species": "cat"}
 
 # (method, route path as Litestar names it) -> (concrete path template, body kind, expectations)
@@ -177,30 +187,13 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     # --- desk: slot generation and blocking
     # Staff of clinic A only; staff of clinic B get 404 (the clinic is not theirs), owners 403. An empty
     # form is a 422 with the fields to fix.
-    ("GET", "/desk/slots"): (
-        "/desk/slots?clinic={clinic_a}", None,
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=200, manager=200, other_receptionist=404,
-               other_manager=404)),
-    ("GET", "/desk/slots/generate"): (
-        "/desk/slots/generate?clinic={clinic_a}", None,
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=200, manager=200, other_receptionist=404,
-               other_manager=404)),
-    ("POST", "/desk/slots/generate"): (
-        "/desk/slots/generate?clinic={clinic_a}", "form:empty",
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
-               other_manager=404)),
-    ("POST", "/desk/slots/block"): (
-        "/desk/slots/block?clinic={clinic_a}", "form:empty",
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
-               other_manager=404)),
-    ("POST", "/desk/slots/unblock"): (
-        "/desk/slots/unblock?clinic={clinic_a}", "form:empty",
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
-               other_manager=404)),
+    ("GET", "/desk/slots"): ("/desk/slots?clinic={clinic_a}", None, SLOT_PAGE),
+    ("GET", "/desk/slots/generate"): ("/desk/slots/generate?clinic={clinic_a}", None, SLOT_PAGE),
+    ("POST", "/desk/slots/generate"): ("/desk/slots/generate?clinic={clinic_a}", "form:empty", SLOT_FORM_422),
+    ("POST", "/desk/slots/block"): ("/desk/slots/block?clinic={clinic_a}", "form:empty", SLOT_FORM_422),
+    ("POST", "/desk/slots/unblock"): ("/desk/slots/unblock?clinic={clinic_a}", "form:empty", SLOT_FORM_422),
     ("POST", "/desk/slots/cancel-and-block"): (
-        "/desk/slots/cancel-and-block?clinic={clinic_a}", "form:empty",
-        expect(403, anonymous=REDIRECT_TO_LOGIN, receptionist=422, manager=422, other_receptionist=404,
-               other_manager=404)),
+        "/desk/slots/cancel-and-block?clinic={clinic_a}", "form:empty", SLOT_FORM_422),
     # --- manager: analytics and database health
     ("GET", "/manage/analytics"): (
         "/manage/analytics", None, expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=200)),

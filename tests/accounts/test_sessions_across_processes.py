@@ -118,19 +118,13 @@ def _cluster(pg_server: LocalPostgres, database_url: str, tmp_path_factory: pyte
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    # No cookie jar is relied on: each request names the cookies it carries, as a browser tab would hold them.
-    # English pages: the assertions read their English texts (a client naming no language gets Indonesian).
-    async with httpx.AsyncClient(timeout=30, headers={"Accept-Language": "en"}) as client:
-        yield client
-
-
-@pytest.fixture
 async def db(cluster: Cluster) -> AsyncIterator[asyncpg.Connection]:
     async with connected(cluster.database_url) as connection:
         yield connection
 
 
+# The ``http`` client (tests/accounts/conftest.py) relies on no cookie jar: each request names the cookies it
+# carries, as a browser tab would hold them.
 def cookies(**values: str) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{key}={value}" for key, value in values.items())}
 
@@ -169,6 +163,12 @@ async def profile(http: httpx.AsyncClient, server: LiveServer, session: str) -> 
     return response
 
 
+def assert_greets(response: httpx.Response, person: Person) -> None:
+    """The profile page answered, signed in as ``person``."""
+    assert response.status_code == 200, response.text
+    assert f"Hello, {person.name}" in response.text
+
+
 def sent_to_login(response: httpx.Response) -> bool:
     return response.status_code == 303 and response.headers["location"].startswith("/login")
 
@@ -183,6 +183,17 @@ async def me(http: httpx.AsyncClient, server: LiveServer, token: str) -> httpx.R
     return await http.get(server.url("/api/v1/me"), headers={"Authorization": f"Bearer {token}"})
 
 
+async def working_session_and_token(http: httpx.AsyncClient, person: Person, made_on: tuple[LiveServer, LiveServer],
+                                    used_on: tuple[LiveServer, LiveServer]) -> tuple[str, str]:
+    """``person``'s web session (logged in through the form of ``made_on[0]``) and API token (issued by
+    ``made_on[1]``), each checked to work on its server of ``used_on``."""
+    session = await log_in_with_form(http, made_on[0], person)
+    token = await issue_token(http, made_on[1], person)
+    assert (await profile(http, used_on[0], session)).status_code == 200
+    assert (await me(http, used_on[1], token)).status_code == 200
+    return session, token
+
+
 def assert_refused_token(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
@@ -195,14 +206,10 @@ async def test_web_session_works_everywhere_survives_a_restart_and_logout_ends_i
     owner = cluster.people["owner"]
     session = await log_in_with_form(http, cluster.a, owner)
 
-    on_b = await profile(http, cluster.b, session)
-    assert on_b.status_code == 200
-    assert f"Hello, {owner.name}" in on_b.text
+    assert_greets(await profile(http, cluster.b, session), owner)
 
     cluster.restart_a()
-    after_restart = await profile(http, cluster.a, session)
-    assert after_restart.status_code == 200
-    assert f"Hello, {owner.name}" in after_restart.text
+    assert_greets(await profile(http, cluster.a, session), owner)
 
     logout = await post_form(http, cluster.b, session, "/profile", "/logout")
     assert logout.status_code == 303
@@ -229,11 +236,8 @@ async def test_api_token_issued_on_one_process_is_revoked_on_the_other(
 async def test_expired_token_and_session_are_refused(
     cluster: Cluster, http: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
-    owner = cluster.people["owner"]
-    token = await issue_token(http, cluster.a, owner)
-    session = await log_in_with_form(http, cluster.b, owner)
-    assert (await me(http, cluster.b, token)).status_code == 200
-    assert (await profile(http, cluster.a, session)).status_code == 200
+    session, token = await working_session_and_token(http, cluster.people["owner"], made_on=(cluster.b, cluster.a),
+                                                     used_on=(cluster.a, cluster.b))
 
     # Both expired an hour ago (created_at moves too: a session must expire after it starts).
     expired = await db.execute(
@@ -250,10 +254,8 @@ async def test_deactivated_receptionist_loses_session_and_token_at_once(
     cluster: Cluster, http: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
     receptionist, manager = cluster.people["receptionist"], cluster.people["manager"]
-    desk_session = await log_in_with_form(http, cluster.a, receptionist)
-    desk_token = await issue_token(http, cluster.a, receptionist)
-    assert (await profile(http, cluster.a, desk_session)).status_code == 200
-    assert (await me(http, cluster.a, desk_token)).status_code == 200
+    desk_session, desk_token = await working_session_and_token(http, receptionist, made_on=(cluster.a, cluster.a),
+                                                               used_on=(cluster.a, cluster.a))
 
     # The manager works on process B.
     manager_session = await log_in_with_form(http, cluster.b, manager)
@@ -283,9 +285,8 @@ async def test_switching_an_account_off_in_the_database_refuses_its_sessions_at_
 ) -> None:
     # Not even revoking the sessions: every request checks that the person is still active.
     doomed = cluster.people["doomed_owner"]
-    session = await log_in_with_form(http, cluster.a, doomed)
-    token = await issue_token(http, cluster.b, doomed)
-    assert (await profile(http, cluster.b, session)).status_code == 200
+    session, token = await working_session_and_token(http, doomed, made_on=(cluster.a, cluster.b),
+                                                     used_on=(cluster.b, cluster.a))
     await db.execute("UPDATE users SET is_active = false WHERE user_id = $1", uuid.UUID(doomed.user_id))
     assert sent_to_login(await profile(http, cluster.b, session))
     assert_refused_token(await me(http, cluster.a, token))

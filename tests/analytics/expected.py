@@ -1,44 +1,60 @@
 """Expected analytics figures computed straight from the ``bookings`` table (never from the view), for the
-in-process tests and the browser tests alike. Same definitions as web/analytics/services.py, written apart."""
+in-process tests, the view's test and the browser tests alike. Same definitions as web/analytics/services.py
+and the view's migration, written apart, once: the KPIs and the CSV rows add up the daily figures."""
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-EXPECTED_TOTALS = """
-SELECT coalesce(sum(CASE WHEN b.status <> 'rescheduled' THEN 1 ELSE 0 END), 0) AS bookings,
-       coalesce(sum(CASE WHEN b.status = 'completed' THEN 1 ELSE 0 END), 0) AS completed,
-       coalesce(sum(CASE WHEN b.status = 'cancelled' THEN 1 ELSE 0 END), 0) AS cancelled,
-       coalesce(sum(CASE WHEN b.status = 'no_show' THEN 1 ELSE 0 END), 0) AS no_shows,
-       coalesce(sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
-                         THEN 1 ELSE 0 END), 0) AS paid_bookings,
-       coalesce(sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
-                         THEN b.final_amount - b.refunded_amount ELSE 0 END), 0) AS revenue
-FROM bookings b
-JOIN clinics c ON c.clinic_id = b.clinic_id
-WHERE date(timezone(c.timezone, b.created_at)) BETWEEN $1 AND $2
-  AND b.clinic_id = ANY($3::uuid[])
-  AND ($4::uuid IS NULL OR b.service_id = $4)
-"""
-
-EXPECTED_CSV_ROWS = """
-SELECT date(timezone(c.timezone, b.created_at)) AS day, c.name AS clinic, s.name AS service,
-       sum(CASE WHEN b.status <> 'rescheduled' THEN 1 ELSE 0 END) AS bookings,
-       sum(CASE WHEN b.status = 'completed' THEN 1 ELSE 0 END) AS completed,
-       sum(CASE WHEN b.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,
-       sum(CASE WHEN b.status = 'no_show' THEN 1 ELSE 0 END) AS no_shows,
-       sum(CASE WHEN b.status = 'rescheduled' THEN 1 ELSE 0 END) AS rescheduled,
+# The daily figures by hand, one row per clinic, clinic-local day and service: what the view
+# booking_analytics_daily must hold (tests/db/test_analytics_view.py), and what the KPIs and the CSV add up.
+DAILY_FIGURES = """
+SELECT b.clinic_id,
+       date(timezone(c.timezone, b.created_at)) AS booking_date,
+       b.service_id,
+       sum(CASE WHEN b.status <> 'rescheduled' THEN 1 ELSE 0 END) AS total_bookings,
+       sum(CASE WHEN b.status = 'completed' THEN 1 ELSE 0 END) AS completed_bookings,
+       sum(CASE WHEN b.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled_bookings,
+       sum(CASE WHEN b.status = 'no_show' THEN 1 ELSE 0 END) AS no_show_bookings,
+       sum(CASE WHEN b.status = 'rescheduled' THEN 1 ELSE 0 END) AS rescheduled_bookings,
+       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
+                THEN b.final_amount - b.refunded_amount ELSE 0 END) AS total_revenue,
        sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
                 THEN 1 ELSE 0 END) AS paid_bookings,
-       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
-                THEN b.final_amount - b.refunded_amount ELSE 0 END) AS revenue
+       round(avg(CASE WHEN b.status NOT IN ('rescheduled', 'cancelled') THEN b.final_amount END), 2)
+           AS avg_booking_value
 FROM bookings b
-JOIN clinics c ON c.clinic_id = b.clinic_id
-JOIN services s ON s.service_id = b.service_id
-WHERE date(timezone(c.timezone, b.created_at)) BETWEEN $1 AND $2
-  AND b.clinic_id = ANY($3::uuid[])
-  AND ($4::uuid IS NULL OR b.service_id = $4)
+JOIN clinics c USING (clinic_id)
 GROUP BY 1, 2, 3
+"""
+
+# $1, $2: first and last clinic-local day; $3: the clinics; $4: one service, or NULL for all.
+_CHOSEN = """
+WHERE f.booking_date BETWEEN $1 AND $2
+  AND f.clinic_id = ANY($3::uuid[])
+  AND ($4::uuid IS NULL OR f.service_id = $4)
+"""
+
+EXPECTED_TOTALS = f"""
+SELECT coalesce(sum(f.total_bookings), 0)::bigint AS bookings,
+       coalesce(sum(f.completed_bookings), 0)::bigint AS completed,
+       coalesce(sum(f.cancelled_bookings), 0)::bigint AS cancelled,
+       coalesce(sum(f.no_show_bookings), 0)::bigint AS no_shows,
+       coalesce(sum(f.paid_bookings), 0)::bigint AS paid_bookings,
+       coalesce(sum(f.total_revenue), 0) AS revenue
+FROM ({DAILY_FIGURES}) f
+{_CHOSEN}
+"""
+
+EXPECTED_CSV_ROWS = f"""
+SELECT f.booking_date AS day, c.name AS clinic, s.name AS service,
+       f.total_bookings AS bookings, f.completed_bookings AS completed, f.cancelled_bookings AS cancelled,
+       f.no_show_bookings AS no_shows, f.rescheduled_bookings AS rescheduled, f.paid_bookings,
+       f.total_revenue AS revenue
+FROM ({DAILY_FIGURES}) f
+JOIN clinics c ON c.clinic_id = f.clinic_id
+JOIN services s ON s.service_id = f.service_id
+{_CHOSEN}
 ORDER BY 1, 2, 3
 """
 

@@ -7,7 +7,7 @@ import csv
 import io
 import re
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,7 @@ import pytest
 
 from tests.accounts.helpers import csrf_token, make_person, web_session
 from tests.analytics.expected import EXPECTED_CSV_ROWS, EXPECTED_TOTALS, expected_csv, expected_kpis
-from tests.db.factories import make_booking, make_clinic, make_pet, make_service, make_slot, make_user
+from tests.db.factories import make_booking_at, make_clinic, make_pet, make_service, make_slot, make_user
 from web.accounts import services as account_services
 from web.analytics import services
 from web.core import sql
@@ -58,14 +58,7 @@ async def world(app) -> dict:
             clinic_zone = ZoneInfo(makassar["timezone"] if slot != "check_up" else jayapura["timezone"])
             local_day = datetime.now(clinic_zone).date() - timedelta(days=days_ago)
             created = datetime.combine(local_day, time(hour, 0), tzinfo=clinic_zone)
-            extra: dict = {}
-            if status == "cancelled":
-                extra["cancelled_at"] = created
-            if status == "completed":
-                extra["completed_at"] = created
-            await make_booking(conn, slots[slot], owner, pet, created_at=created, status=status,
-                               payment_status=payment, total_amount=Decimal(amount), final_amount=Decimal(amount),
-                               refunded_amount=Decimal(refunded), **extra)
+            await make_booking_at(conn, slots[slot], owner, pet, created, status, payment, amount, refunded)
 
         # The current period (the last 10 days) ...
         await book("grooming", 0, "confirmed", "paid", "250000", hour=0)  # just after local midnight
@@ -282,8 +275,8 @@ async def test_refresh_now_refreshes_and_is_rate_limited(world: dict, client: ht
     assert report.current.bookings == 1
     # A new booking made now: not in the view until it is refreshed.
     async with sql.connection() as conn:
-        await make_booking(conn, world["slots"]["grooming"], world["owner"], world["pet"], status="confirmed",
-                           payment_status="paid", final_amount=Decimal("150000"))
+        await make_booking_at(conn, world["slots"]["grooming"], world["owner"], world["pet"], datetime.now(UTC),
+                              "confirmed", "paid", "150000")
     assert (await services.analytics_report(world["manager_user"], today, today)).current.bookings == 1
 
     token = await csrf_token(client, "/manage/analytics")

@@ -67,10 +67,12 @@ async def clinic_scene(conn: asyncpg.Connection, **clinic_overrides) -> ClinicSc
     return ClinicScene(clinic, service, staff, person)
 
 
-async def owner(conn: asyncpg.Connection, pets: int = 1, with_token: bool = True) -> Person:
-    """A pet owner with ``pets`` pets (written by the factories, so that many owners are cheap)."""
-    row = await make_user(conn, role="owner")
-    made = [await make_pet(conn, row, name=f"Pet {index}") for index in range(pets)]
+async def owner(conn: asyncpg.Connection, pets: int = 1, with_token: bool = True, pet_name: str | None = None,
+                **user_columns: object) -> Person:
+    """A pet owner with ``pets`` cats (named ``pet_name``, else "Pet 0", "Pet 1", …), written by the factories
+    so that many owners are cheap; ``user_columns`` override the user row's (a name, a phone)."""
+    row = await make_user(conn, role="owner", **user_columns)
+    made = [await make_pet(conn, row, name=pet_name or f"Pet {index}") for index in range(pets)]
     headers = await api_token(row) if with_token else {}
     return Person(row, await load_current_user(row["user_id"]), headers, made)
 

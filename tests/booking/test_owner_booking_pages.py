@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
@@ -290,17 +291,37 @@ async def test_bad_cancel_forms_are_refused_with_a_message(owner_client: httpx.A
 # ------------------------------------------------------------------ rescheduling
 
 
+@dataclass
+class RescheduleForm:
+    """A booking's reschedule page as loaded, ready to be submitted."""
+
+    client: httpx.AsyncClient
+    path: str
+    page: httpx.Response
+    token: str
+
+    async def move_to(self, slot_id: object) -> httpx.Response:
+        """Choose ``slot_id`` and submit, with the booking version the page carries."""
+        return await self.client.post(self.path, data={"_csrf_token": self.token, "slot_id": str(slot_id),
+                                                       "version": VERSION_INPUT.search(self.page.text).group(1)})
+
+
+async def reschedule_form(client: httpx.AsyncClient, booking: dict, day_of: object = None) -> RescheduleForm:
+    """Open ``booking``'s reschedule page, on the day of the slot ``day_of`` when given."""
+    path = f"/bookings/{booking['booking_id']}/reschedule"
+    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", day_of) if day_of else None
+    page, token = await form_token(client, f"{path}?day={day.isoformat()}" if day else path)
+    return RescheduleForm(client, path, page, token)
+
+
 async def test_reschedule_to_another_free_slot_of_the_same_service(owner_client: httpx.AsyncClient,
                                                                    booked_scene: BookedScene) -> None:
     booking = await booked_scene.paid_booking(days_ahead=5, hour=9)
     target = await booked_scene.slot(days_ahead=6, hour=11)
-    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", target)
-    path = f"/bookings/{booking['booking_id']}/reschedule"
-    page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
-    assert f'data-slot-id="{target}"' in page.text and re.search(r"Move to 11:00\s?AM WITA", page.text)
+    form = await reschedule_form(owner_client, booking, day_of=target)
+    assert f'data-slot-id="{target}"' in form.page.text and re.search(r"Move to 11:00\s?AM WITA", form.page.text)
 
-    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(target),
-                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    answer = await form.move_to(target)
     assert answer.status_code == 303
     moved = await sql.fetchrow("SELECT * FROM bookings WHERE rescheduled_from_booking_id = $1", booking["booking_id"])
     assert answer.headers["location"] == f"/bookings/{moved['booking_id']}"
@@ -316,16 +337,14 @@ async def test_the_reschedule_page_offers_only_prices_the_engine_accepts_and_sho
     cheaper = await booked_scene.slot(days_ahead=6, hour=10, price=Decimal("100000"))
     pricier = await booked_scene.slot(days_ahead=6, hour=11, price=Decimal("200000"))
     same = await booked_scene.slot(days_ahead=6, hour=12)
-    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", cheaper)
-    path = f"/bookings/{booking['booking_id']}/reschedule"
-    page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
+    form = await reschedule_form(owner_client, booking, day_of=cheaper)
+    page = form.page
     assert f'data-slot-id="{cheaper}"' in page.text and f'data-slot-id="{same}"' in page.text
     assert f'data-slot-id="{pricier}"' not in page.text  # a paid booking cannot move to a pricier time
     assert 'data-testid="reschedule-price-rule"' in page.text
     assert Decimal(attr_of(page.text, "reschedule-refund", "data-amount")) == Decimal("50000")
 
-    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(cheaper),
-                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    answer = await form.move_to(cheaper)
     assert answer.status_code == 303
     moved = await owner_client.get(answer.headers["location"])
     assert Decimal(attr_of(moved.text, "price-difference-returned", "data-amount")) == Decimal("50000")
@@ -334,7 +353,7 @@ async def test_the_reschedule_page_offers_only_prices_the_engine_accepts_and_sho
                                  "WHERE rescheduled_from_booking_id = $1", booking["booking_id"])
     assert current["final_amount"] == Decimal("100000")
     refused = await owner_client.post(f"/bookings/{current['booking_id']}/reschedule", data={
-        "_csrf_token": token, "slot_id": str(pricier), "version": str(current["version"])})
+        "_csrf_token": form.token, "slot_id": str(pricier), "version": str(current["version"])})
     assert refused.status_code == 409 and "costs more than was paid" in text_of(refused.text, "form-error")
     assert (await booking_row(current["booking_id"]))["status"] == "confirmed"
 
@@ -344,12 +363,9 @@ async def test_a_free_visit_moved_to_a_priced_time_asks_for_the_price(owner_clie
     free = await booked_scene.booking(days_ahead=5, hour=9, price=Decimal(0))
     assert free["status"] == "confirmed"
     priced = await booked_scene.slot(days_ahead=6, hour=10)
-    day = await sql.fetchval("SELECT date FROM slots WHERE slot_id = $1", priced)
-    path = f"/bookings/{free['booking_id']}/reschedule"
-    page, token = await form_token(owner_client, f"{path}?day={day.isoformat()}")
-    assert Decimal(attr_of(page.text, "reschedule-to-pay", "data-amount")) == PRICE
-    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(priced),
-                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    form = await reschedule_form(owner_client, free, day_of=priced)
+    assert Decimal(attr_of(form.page.text, "reschedule-to-pay", "data-amount")) == PRICE
+    answer = await form.move_to(priced)
     assert answer.status_code == 303
     moved = await owner_client.get(answer.headers["location"])
     assert attr_of(moved.text, "booking-status", "data-status") == "pending_payment"
@@ -359,15 +375,13 @@ async def test_a_free_visit_moved_to_a_priced_time_asks_for_the_price(owner_clie
 async def test_reschedule_to_a_slot_just_taken_says_so(owner_client: httpx.AsyncClient, booked_scene: BookedScene) -> None:
     booking = await booked_scene.booking(days_ahead=5, hour=9)
     target = await booked_scene.slot(days_ahead=5, hour=12)
-    path = f"/bookings/{booking['booking_id']}/reschedule"
-    page, token = await form_token(owner_client, path)
-    assert f'data-slot-id="{target}"' in page.text
+    form = await reschedule_form(owner_client, booking)
+    assert f'data-slot-id="{target}"' in form.page.text
     # Someone else takes the last place first.
     _row, other, other_pet = await page_owner()
     await booking_services.hold(other, target, other_pet)
 
-    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(target),
-                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    answer = await form.move_to(target)
     assert answer.status_code == 409
     assert "just taken" in text_of(answer.text, "form-error")
     assert f'data-slot-id="{target}"' not in answer.text
@@ -379,11 +393,9 @@ async def test_reschedule_of_a_booking_that_changed_meanwhile_shows_a_conflict(o
                                                                                booked_scene: BookedScene) -> None:
     booking = await booked_scene.booking(days_ahead=5, hour=9)
     target = await booked_scene.slot(days_ahead=5, hour=13)
-    path = f"/bookings/{booking['booking_id']}/reschedule"
-    page, token = await form_token(owner_client, path)
+    form = await reschedule_form(owner_client, booking)
     await booking_services.cancel(booked_scene.owner, booking["booking_id"], "other", booking["version"])
-    answer = await owner_client.post(path, data={"_csrf_token": token, "slot_id": str(target),
-                                                 "version": VERSION_INPUT.search(page.text).group(1)})
+    answer = await form.move_to(target)
     assert answer.status_code == 409
     assert 'data-testid="version-conflict"' in answer.text
     assert text_of(answer.text, "booking-status") == "Cancelled"

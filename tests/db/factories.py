@@ -152,6 +152,33 @@ async def make_booking(conn: asyncpg.Connection, slot: dict, owner: dict, pet: d
     return await insert(conn, "bookings", values | overrides)
 
 
+async def make_payment(conn: asyncpg.Connection, booking: dict, **overrides: Any) -> dict:
+    """A payment attempt of ``booking`` for its final amount (status as the schema defaults it)."""
+    values = {
+        "booking_id": booking["booking_id"],
+        "booking_created_at": booking["created_at"],
+        "amount": booking["final_amount"],
+        "payment_method": "bank_transfer",
+        "payment_provider": "midtrans",
+    }
+    return await insert(conn, "payment_records", values | overrides)
+
+
+async def make_booking_at(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict, created_at: datetime,
+                          status: str, payment_status: str, amount: Decimal | str, refunded: Decimal | str = "0",
+                          discount: Decimal | str = "0") -> dict:
+    """A booking made at ``created_at`` that has reached ``status`` and ``payment_status`` (a cancelled or
+    completed one was cancelled or completed then too), for figures over bookings: ``amount`` before the
+    ``discount``, ``refunded`` of it given back."""
+    total, off = Decimal(amount), Decimal(discount)
+    ended = {"cancelled": "cancelled_at", "completed": "completed_at"}.get(status)
+    return await make_booking(
+        conn, slot, owner, pet, created_at=created_at, status=status, payment_status=payment_status,
+        total_amount=total, discount_amount=off, final_amount=total - off, refunded_amount=Decimal(refunded),
+        **({ended: created_at} if ended else {}),
+    )
+
+
 async def make_world(conn: asyncpg.Connection, timezone: str = "Asia/Jakarta") -> dict:
     """A clinic with a service, a staff member, an owner with a pet and one future slot."""
     clinic = await make_clinic(conn, timezone=timezone)

@@ -1,7 +1,8 @@
 """booking_analytics_daily (3.2, fixed): clinic-local days, revenue as money kept, rescheduled counted once.
 
 The expected numbers are computed twice: in Python from the bookings rows (local day through zoneinfo), and
-by a hand-written SQL over bookings; the view must equal both after REFRESH ... CONCURRENTLY.
+by a hand-written SQL over bookings (tests/analytics/expected.py); the view must equal both after REFRESH ...
+CONCURRENTLY.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from tests.db.factories import make_booking, make_clinic, make_pet, make_service, make_slot, make_user
+from tests.analytics.expected import DAILY_FIGURES
+from tests.db.factories import make_booking_at, make_clinic, make_pet, make_service, make_slot, make_user
 
 UTC = ZoneInfo("UTC")
 PAID_STATES = ("paid", "partially_refunded", "refunded")
@@ -22,27 +24,6 @@ COLUMNS = (
     "total_bookings", "completed_bookings", "cancelled_bookings", "no_show_bookings", "rescheduled_bookings",
     "total_revenue", "paid_bookings", "avg_booking_value",
 )
-
-HAND_WRITTEN = """
-SELECT b.clinic_id,
-       date(timezone(c.timezone, b.created_at)) AS booking_date,
-       b.service_id,
-       sum(CASE WHEN b.status <> 'rescheduled' THEN 1 ELSE 0 END) AS total_bookings,
-       sum(CASE WHEN b.status = 'completed' THEN 1 ELSE 0 END) AS completed_bookings,
-       sum(CASE WHEN b.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled_bookings,
-       sum(CASE WHEN b.status = 'no_show' THEN 1 ELSE 0 END) AS no_show_bookings,
-       sum(CASE WHEN b.status = 'rescheduled' THEN 1 ELSE 0 END) AS rescheduled_bookings,
-       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
-                THEN b.final_amount - b.refunded_amount ELSE 0 END) AS total_revenue,
-       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
-                THEN 1 ELSE 0 END) AS paid_bookings,
-       round(avg(CASE WHEN b.status NOT IN ('rescheduled', 'cancelled') THEN b.final_amount END), 2)
-           AS avg_booking_value
-FROM bookings b
-JOIN clinics c USING (clinic_id)
-GROUP BY 1, 2, 3
-"""
-
 
 def utc(year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
@@ -66,17 +47,8 @@ async def build_bookings(conn: asyncpg.Connection) -> dict:
 
     async def book(slot: str, created_at: datetime, status: str, payment_status: str, amount: str,
                    refunded: str = "0", discount: str = "0") -> dict:
-        total = Decimal(amount)
-        extra: dict = {}
-        if status == "cancelled":
-            extra["cancelled_at"] = created_at
-        if status == "completed":
-            extra["completed_at"] = created_at
-        return await make_booking(
-            conn, slots[slot], owner, pet, created_at=created_at, status=status, payment_status=payment_status,
-            total_amount=total, discount_amount=Decimal(discount), final_amount=total - Decimal(discount),
-            refunded_amount=Decimal(refunded), **extra,
-        )
+        return await make_booking_at(conn, slots[slot], owner, pet, created_at, status, payment_status, amount,
+                                     refunded, discount)
 
     bookings = {
         # Jakarta, around its midnight 31 Aug / 1 Sep (17:00 UTC), and through 1 September.
@@ -149,7 +121,7 @@ async def test_view_matches_bookings_by_clinic_local_day_after_concurrent_refres
     await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY booking_analytics_daily")
 
     view = await view_rows(conn)
-    assert view == keyed(await conn.fetch(HAND_WRITTEN))
+    assert view == keyed(await conn.fetch(DAILY_FIGURES))
     assert view == await expected_from_rows(conn)
 
     jakarta, jayapura = world["jakarta"]["clinic_id"], world["jayapura"]["clinic_id"]
@@ -205,7 +177,7 @@ async def test_concurrent_refresh_picks_up_changes(conn: asyncpg.Connection) -> 
     await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY booking_analytics_daily")
 
     after = await view_rows(conn)
-    assert after == keyed(await conn.fetch(HAND_WRITTEN)) == await expected_from_rows(conn)
+    assert after == keyed(await conn.fetch(DAILY_FIGURES)) == await expected_from_rows(conn)
     aug_31 = after[(jakarta, date(2025, 8, 31), grooming)]
     assert (aug_31["total_revenue"], aug_31["cancelled_bookings"], aug_31["avg_booking_value"]) == (
         Decimal("0"), 1, None

@@ -32,11 +32,13 @@ from asyncpg.exceptions import (
     UniqueViolationError,
 )
 
+from tests.conftest import cloned_database, connected
 from tests.db.factories import (
     insert,
     local_start,
     make_booking,
     make_clinic,
+    make_payment,
     make_pet,
     make_reservation,
     make_service,
@@ -54,14 +56,9 @@ PRICE = Decimal("150000")
 @pytest.fixture(scope="module")
 async def module_conn(pg_server, template_database) -> AsyncIterator[asyncpg.Connection]:
     """One database for the whole module: a clone per case would cost more than all the cases together."""
-    name = f"c_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
-    connection = await asyncpg.connect(pg_server.url(name))
-    try:
-        yield connection
-    finally:
-        await connection.close()
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, template_database, "c") as url:
+        async with connected(url) as connection:
+            yield connection
 
 
 @dataclass
@@ -89,17 +86,6 @@ class World:
     other_owner: dict
     other_pet: dict
     manager: dict
-
-
-async def make_payment(conn: asyncpg.Connection, booking: dict, **overrides: Any) -> dict:
-    values = {
-        "booking_id": booking["booking_id"],
-        "booking_created_at": booking["created_at"],
-        "amount": booking["final_amount"],
-        "payment_method": "bank_transfer",
-        "payment_provider": "midtrans",
-    }
-    return await insert(conn, "payment_records", values | overrides)
 
 
 async def make_history(conn: asyncpg.Connection, booking: dict, **overrides: Any) -> dict:

@@ -43,14 +43,8 @@ ORDER BY total_time DESC
 LIMIT 10
 """
 
-FIXED_SLOW_QUERY = """
-SELECT
-    query, calls, total_exec_time, mean_exec_time,
-    rows, 100.0 * shared_blks_hit / nullif(shared_blks_hit + shared_blks_read, 0) AS hit_ratio
-FROM pg_stat_statements
-ORDER BY total_exec_time DESC
-LIMIT 10
-"""
+# The fix: PostgreSQL 13 renamed the two columns (total_exec_time, mean_exec_time); nothing else changes.
+FIXED_SLOW_QUERY = DESIGN_SLOW_QUERY.replace("total_time", "total_exec_time").replace("mean_time", "mean_exec_time")
 
 DESIGN_INDEX_USAGE = """
 SELECT

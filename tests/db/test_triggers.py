@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 import pytest
 
-from tests.db.factories import insert, make_booking, make_reservation, make_user, make_world
+from tests.db.factories import make_booking, make_payment, make_reservation, make_user, make_world
 
 # Each table with updated_at, its key and an UPDATE that does not mention updated_at.
 UPDATED_AT_TABLES = {
@@ -31,23 +31,11 @@ UPDATED_AT_TABLES = {
 }
 
 
-async def make_payment(conn: asyncpg.Connection, booking: dict, **overrides: object) -> dict:
-    values = {
-        "booking_id": booking["booking_id"],
-        "booking_created_at": booking["created_at"],
-        "amount": booking["final_amount"],
-        "payment_method": "qris",
-        "payment_provider": "sandbox",
-        "status": "pending",
-    }
-    return await insert(conn, "payment_records", values | overrides)
-
-
 async def make_everything(conn: asyncpg.Connection) -> dict[str, dict]:
     world = await make_world(conn)
     reservation = await make_reservation(conn, world["slot"], world["owner"], world["pet"])
     booking = await make_booking(conn, world["slot"], world["owner"], world["pet"])
-    payment = await make_payment(conn, booking)
+    payment = await make_payment(conn, booking, payment_method="qris", payment_provider="sandbox", status="pending")
     return {
         "clinics": world["clinic"],
         "services": world["service"],

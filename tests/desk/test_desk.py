@@ -19,15 +19,9 @@ import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT, api_token, make_person, web_session
-from tests.db.factories import (
-    local_start,
-    make_clinic,
-    make_pet,
-    make_service,
-    make_slot,
-    make_staff,
-    make_user,
-)
+from tests.booking import helpers as booking_scenes
+from tests.booking.helpers import Person, book
+from tests.db.factories import local_start, make_clinic, make_service, make_slot, make_staff
 from web.accounts.auth import CurrentUser
 from web.accounts.passwords import verify_password
 from web.accounts.services import load_current_user
@@ -50,13 +44,6 @@ class Desk:
     slots: dict[str, dict]
 
 
-@dataclass
-class Owner:
-    row: dict
-    user: CurrentUser
-    pet: dict
-
-
 async def desk_scene(db: asyncpg.Connection, zone: str = "Asia/Jakarta") -> Desk:
     clinic = await make_clinic(db, name=f"Desk {uuid.uuid4().hex[:8]}", timezone=zone)
     service = await make_service(db, clinic, name="Check-up", price=Decimal("150000"))
@@ -77,15 +64,10 @@ async def desk_scene(db: asyncpg.Connection, zone: str = "Asia/Jakarta") -> Desk
                 slots["ayu_9"]["date"], slots)
 
 
-async def make_owner(db: asyncpg.Connection, phone: str | None = None, pet_name: str = "Milo") -> Owner:
-    row = await make_user(db, role="owner", name=f"Owner {uuid.uuid4().hex[:4]}", phone=phone)
-    pet = await make_pet(db, row, name=pet_name, species="cat")
-    return Owner(row, await load_current_user(row["user_id"]), pet)
-
-
-async def book(owner: Owner, slot: dict) -> dict:
-    held = await engine.hold(owner.user, slot["slot_id"], owner.pet["pet_id"])
-    return await engine.confirm(owner.user, held["reservation_id"], held["lock_token"])
+async def make_owner(db: asyncpg.Connection, phone: str | None = None, pet_name: str = "Milo") -> Person:
+    """An owner the desk can find: a name of its own, ``phone``, and one cat, ``pet_name``."""
+    return await booking_scenes.owner(db, with_token=False, pet_name=pet_name,
+                                      name=f"Owner {uuid.uuid4().hex[:4]}", phone=phone)
 
 
 async def signed_in(client: httpx.AsyncClient, person: dict, page: str = "/desk") -> str:

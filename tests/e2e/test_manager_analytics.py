@@ -11,14 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from tests.analytics.expected import EXPECTED_CSV_ROWS, EXPECTED_TOTALS, expected_csv, expected_kpis
-from tests.db.factories import make_booking, make_clinic, make_pet, make_service, make_slot, make_user
+from tests.db.factories import make_booking_at, make_clinic, make_pet, make_service, make_slot, make_user
 from tests.e2e.conftest import NewContext, document_scroll_width, save_screenshot
 from tests.e2e.pages import AnalyticsPage, DatabaseHealthPage, LoginPage
 from web.accounts.passwords import hash_password
@@ -87,14 +87,8 @@ async def make_clinic_with_a_month_of_bookings(db: asyncpg.Connection) -> dict:
             created = datetime.combine(day, time(8 + index, 15), tzinfo=zone)
             if created > datetime.now(zone):
                 created = datetime.now(zone) - timedelta(minutes=5 + index)
-            extra: dict = {}
-            if status == "cancelled":
-                extra["cancelled_at"] = created
-            if status == "completed":
-                extra["completed_at"] = created
-            await make_booking(db, slots[name], owner, pet, created_at=created, status=status, payment_status=payment,
-                               total_amount=amount, final_amount=amount,
-                               refunded_amount=(amount * refunded_share).quantize(Decimal("1")), **extra)
+            await make_booking_at(db, slots[name], owner, pet, created, status, payment, amount,
+                                  refunded=(amount * refunded_share).quantize(Decimal("1")))
     await settle_places(db, slots.values())
     email = f"analytics-{tag}@example.test"
     await make_user(db, role="manager", email=email, name="Analytics Manager", password_hash=hash_password(PASSWORD))
@@ -162,8 +156,8 @@ async def test_manager_reads_filters_exports_and_refreshes_analytics(
     # A booking made now shows up after "Refresh now", and "data as of" moves.
     as_of_before = await analytics.data_as_of()
     bookings_before = int(await analytics.kpi_value("bookings"))
-    await make_booking(live_db, world["slots"]["Grooming"], world["owner"], world["pet"], status="confirmed",
-                       payment_status="paid", final_amount=Decimal("250000"), total_amount=Decimal("250000"))
+    await make_booking_at(live_db, world["slots"]["Grooming"], world["owner"], world["pet"], datetime.now(UTC),
+                          "confirmed", "paid", "250000")
     await settle_places(live_db, world["slots"].values())
     await analytics.refresh()
     assert await analytics.data_as_of() > as_of_before

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import httpx
 
 from tests.accounts.helpers import api_token
 from tests.db.factories import local_start, make_clinic, make_pet, make_service, make_slot, make_user
@@ -70,6 +72,34 @@ async def pending_booking(conn: asyncpg.Connection, at: Scene, owner: Person | N
     booking = await booking_services.confirm(owner.user, held["reservation_id"], held["lock_token"])
     assert booking["status"] == "pending_payment"
     return booking
+
+
+async def scene_with_booking(conn: asyncpg.Connection) -> tuple[Scene, dict]:
+    """A scene, and a booking of its owner waiting for payment."""
+    at = await scene(conn)
+    return at, await pending_booking(conn, at)
+
+
+def payments_path(booking: dict) -> str:
+    return f"/api/v1/bookings/{booking['booking_id']}/payments"
+
+
+async def start_payment(client: httpx.AsyncClient, booking: dict, provider: str, key: str,
+                        by: Person | None = None) -> httpx.Response:
+    """Ask the API to start paying ``booking`` with ``provider`` under the idempotency ``key``, as ``by``
+    (signed out when None)."""
+    return await client.post(payments_path(booking), json={"provider": provider, "idempotency_key": key},
+                             headers=by.headers if by else {})
+
+
+async def started_payment(client: httpx.AsyncClient, conn: asyncpg.Connection,
+                          provider: str) -> tuple[Scene, dict, str]:
+    """A scene whose owner has started paying a booking with ``provider`` over the API: the scene, the
+    booking and the new payment's id."""
+    at, booking = await scene_with_booking(conn)
+    answer = await start_payment(client, booking, provider, f"{provider}-{uuid.uuid4()}", by=at.owner)
+    assert answer.status_code == 201, answer.text
+    return at, booking, answer.json()["payment_id"]
 
 
 def midtrans_signature(order_id: str, status_code: str, gross_amount: str, server_key: str) -> str:

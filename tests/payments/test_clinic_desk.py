@@ -8,22 +8,12 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.payments.helpers import pending_booking, person, scene, state_of
-
-
-async def _desk_payment(client: httpx.AsyncClient, conn: asyncpg.Connection):
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
-    answer = await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                               json={"provider": "clinic", "idempotency_key": f"desk-{uuid.uuid4()}"},
-                               headers=at.owner.headers)
-    assert answer.status_code == 201, answer.text
-    return at, booking, answer.json()["payment_id"]
+from tests.payments.helpers import person, scene, scene_with_booking, start_payment, started_payment, state_of
 
 
 async def test_a_receptionist_of_the_clinic_marks_it_paid(client: httpx.AsyncClient, own_database: str,
                                                           conn: asyncpg.Connection) -> None:
-    at, booking, payment_id = await _desk_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "clinic")
 
     answer = await client.post(f"/api/v1/payments/{payment_id}/mark-paid", headers=at.receptionist.headers)
     again = await client.post(f"/api/v1/payments/{payment_id}/mark-paid", headers=at.receptionist.headers)
@@ -44,7 +34,7 @@ async def test_a_receptionist_of_the_clinic_marks_it_paid(client: httpx.AsyncCli
 
 async def test_a_manager_of_the_clinic_may_mark_it_paid(client: httpx.AsyncClient, own_database: str,
                                                         conn: asyncpg.Connection) -> None:
-    at, booking, payment_id = await _desk_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "clinic")
     manager = await person(conn, "manager", at.clinic)
 
     answer = await client.post(f"/api/v1/payments/{payment_id}/mark-paid", headers=manager.headers)
@@ -54,7 +44,7 @@ async def test_a_manager_of_the_clinic_may_mark_it_paid(client: httpx.AsyncClien
 
 
 async def test_others_cannot_mark_it_paid(client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
-    at, booking, payment_id = await _desk_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "clinic")
     elsewhere = await scene(conn)
     before = await state_of(conn, booking["booking_id"])
     path = f"/api/v1/payments/{payment_id}/mark-paid"
@@ -75,11 +65,8 @@ async def test_others_cannot_mark_it_paid(client: httpx.AsyncClient, own_databas
 
 async def test_only_desk_payments_are_marked_paid_by_hand(client: httpx.AsyncClient, own_database: str,
                                                           conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
-    online = await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                               json={"provider": "sandbox", "idempotency_key": f"online-{uuid.uuid4()}"},
-                               headers=at.owner.headers)
+    at, booking = await scene_with_booking(conn)
+    online = await start_payment(client, booking, "sandbox", f"online-{uuid.uuid4()}", by=at.owner)
     before = await state_of(conn, booking["booking_id"])
 
     answer = await client.post(f"/api/v1/payments/{online.json()['payment_id']}/mark-paid",
@@ -91,7 +78,7 @@ async def test_only_desk_payments_are_marked_paid_by_hand(client: httpx.AsyncCli
 
 async def test_no_money_is_taken_at_the_desk_for_a_cancelled_booking(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
-    at, booking, payment_id = await _desk_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "clinic")
     cancelled = await client.post(f"/api/v1/bookings/{booking['booking_id']}/cancel",
                                   json={"reason": "pet_unwell", "version": booking["version"]},
                                   headers=at.owner.headers)

@@ -10,31 +10,28 @@ import asyncpg
 import httpx
 
 from tests.db.factories import local_start, make_slot
-from tests.payments.helpers import PRICE, midtrans_signature, notification, pending_booking, scene, state_of
+from tests.payments.helpers import (
+    PRICE,
+    midtrans_signature,
+    notification,
+    start_payment,
+    started_payment,
+    state_of,
+)
 from web.booking import services as booking_services
 from web.settings import get_settings
 
 SANDBOX_NOTIFICATIONS = "/api/v1/payments/sandbox/notifications"
 
 
-async def _sandbox_payment(client: httpx.AsyncClient, conn: asyncpg.Connection) -> tuple[dict, dict, object]:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
-    answer = await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                               json={"provider": "sandbox", "idempotency_key": f"attempt-{uuid.uuid4()}"},
-                               headers=at.owner.headers)
-    assert answer.status_code == 201, answer.text
-    return booking, answer.json(), at
-
-
-def _signed(name: str, payment: dict, **changes: str) -> dict:
-    return notification(name, payment["payment_id"], PRICE, get_settings().sandbox_server_key, **changes)
+def _signed(name: str, payment_id: str, **changes: str) -> dict:
+    return notification(name, payment_id, PRICE, get_settings().sandbox_server_key, **changes)
 
 
 async def test_the_same_notification_twice_confirms_the_booking_once(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
-    settlement = _signed("settlement", payment)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
+    settlement = _signed("settlement", payment_id)
 
     first = await client.post(SANDBOX_NOTIFICATIONS, json=settlement)
     after_first = await state_of(conn, booking["booking_id"])
@@ -46,7 +43,7 @@ async def test_the_same_notification_twice_confirms_the_booking_once(client: htt
     assert after_second == after_first
     assert after_first["booking"]["status"] == "confirmed"
     assert after_first["booking"]["payment_status"] == "paid"
-    assert str(after_first["booking"]["payment_id"]) == payment["payment_id"]
+    assert str(after_first["booking"]["payment_id"]) == payment_id
     assert after_first["booking"]["version"] == booking["version"] + 1
     assert after_first["payments"][0]["status"] == "completed"
     assert after_first["payments"][0]["paid_at"] is not None
@@ -56,17 +53,17 @@ async def test_the_same_notification_twice_confirms_the_booking_once(client: htt
     history = after_first["history"][0]
     assert history["changed_by"] is None
     assert history["change_reason"] == "payment_received"
-    assert json.loads(history["metadata"])["payment_id"] == payment["payment_id"]
+    assert json.loads(history["metadata"])["payment_id"] == payment_id
     assert json.loads(history["metadata"])["transaction_id"] == settlement["transaction_id"]
 
 
 async def test_notifications_after_the_settlement_change_nothing(client: httpx.AsyncClient, own_database: str,
                                                                  conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
-    assert (await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", payment))).status_code == 200
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
+    assert (await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", payment_id))).status_code == 200
     settled = await state_of(conn, booking["booking_id"])
 
-    late = {name: await client.post(SANDBOX_NOTIFICATIONS, json=_signed(name, payment))
+    late = {name: await client.post(SANDBOX_NOTIFICATIONS, json=_signed(name, payment_id))
             for name in ("pending", "deny", "expire")}
 
     assert {name: (answer.status_code, answer.json()["changed"], answer.json()["status"])
@@ -76,16 +73,14 @@ async def test_notifications_after_the_settlement_change_nothing(client: httpx.A
 
 async def test_a_declined_attempt_fails_and_the_booking_keeps_waiting(client: httpx.AsyncClient, own_database: str,
                                                                       conn: asyncpg.Connection) -> None:
-    booking, payment, at = await _sandbox_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "sandbox")
     before = await state_of(conn, booking["booking_id"])
 
-    pending = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("pending", payment))
+    pending = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("pending", payment_id))
     assert (pending.status_code, pending.json()["changed"]) == (200, False)
     assert await state_of(conn, booking["booking_id"]) == before
-    denied = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("deny", payment))
-    retry = await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                              json={"provider": "sandbox", "idempotency_key": f"retry-{uuid.uuid4()}"},
-                              headers=at.owner.headers)
+    denied = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("deny", payment_id))
+    retry = await start_payment(client, booking, "sandbox", f"retry-{uuid.uuid4()}", by=at.owner)
 
     assert (denied.status_code, denied.json()["changed"], denied.json()["status"]) == (200, True, "failed")
     after = await state_of(conn, booking["booking_id"])
@@ -94,18 +89,18 @@ async def test_a_declined_attempt_fails_and_the_booking_keeps_waiting(client: ht
     assert after["payments"][0]["status"] == "failed"
     assert json.loads(after["payments"][0]["metadata"])["gateway"]["transaction_status"] == "deny"
     assert retry.status_code == 201
-    assert retry.json()["payment_id"] != payment["payment_id"]
+    assert retry.json()["payment_id"] != payment_id
 
 
 async def test_a_bad_signature_is_refused_and_changes_nothing(client: httpx.AsyncClient, own_database: str,
                                                               conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
     before = await state_of(conn, booking["booking_id"])
-    good = _signed("settlement", payment)
+    good = _signed("settlement", payment_id)
     forged = {
-        "signed with another key": notification("settlement", payment["payment_id"], PRICE, "guessed-key"),
+        "signed with another key": notification("settlement", payment_id, PRICE, "guessed-key"),
         "amount changed after signing": {**good, "gross_amount": "1.00"},
-        "status changed after signing": {**_signed("deny", payment), "transaction_status": "settlement",
+        "status changed after signing": {**_signed("deny", payment_id), "transaction_status": "settlement",
                                          "fraud_status": "accept"},
         "no signature": {key: value for key, value in good.items() if key != "signature_key"},
         "signature not a string": {**good, "signature_key": 12345},
@@ -123,11 +118,11 @@ async def test_a_bad_signature_is_refused_and_changes_nothing(client: httpx.Asyn
 
 async def test_another_providers_key_does_not_sign_for_the_sandbox(client: httpx.AsyncClient, own_database: str,
                                                                    conn: asyncpg.Connection, configure) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
     configure(VETBOOK_MIDTRANS_SERVER_KEY="SB-Mid-server-another-gateway")
     before = await state_of(conn, booking["booking_id"])
 
-    signed_by_midtrans = notification("settlement", payment["payment_id"], PRICE, "SB-Mid-server-another-gateway")
+    signed_by_midtrans = notification("settlement", payment_id, PRICE, "SB-Mid-server-another-gateway")
     to_sandbox = await client.post(SANDBOX_NOTIFICATIONS, json=signed_by_midtrans)
     # Correctly signed for Midtrans, but the payment is the sandbox's: Midtrans cannot settle it.
     to_midtrans = await client.post("/api/v1/payments/midtrans/notifications", json=signed_by_midtrans)
@@ -139,9 +134,9 @@ async def test_another_providers_key_does_not_sign_for_the_sandbox(client: httpx
 
 async def test_a_signed_notification_with_another_amount_changes_nothing(client: httpx.AsyncClient, own_database: str,
                                                                          conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
     before = await state_of(conn, booking["booking_id"])
-    underpaid = notification("settlement", payment["payment_id"], PRICE - 1, get_settings().sandbox_server_key)
+    underpaid = notification("settlement", payment_id, PRICE - 1, get_settings().sandbox_server_key)
 
     answer = await client.post(SANDBOX_NOTIFICATIONS, json=underpaid)
 
@@ -165,7 +160,7 @@ async def test_notifications_for_nothing_we_know(client: httpx.AsyncClient, own_
 
 async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_cancelled(
         client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
     await conn.execute("UPDATE bookings SET payment_due_at = now() - interval '1 second' WHERE booking_id = $1",
                        booking["booking_id"])
     assert await booking_services.expire_unpaid_bookings() == 1
@@ -174,7 +169,7 @@ async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_ca
     assert expired["payments"][0]["status"] == "expired"
     assert expired["remaining"] == 1  # the place went back to the slot
 
-    settlement = _signed("settlement", payment)
+    settlement = _signed("settlement", payment_id)
     late = await client.post(SANDBOX_NOTIFICATIONS, json=settlement)
     replay = await client.post(SANDBOX_NOTIFICATIONS, json=settlement)
 
@@ -189,7 +184,7 @@ async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_ca
     assert after["booking"]["status"] == "cancelled"
     assert after["booking"]["payment_status"] == "refunded"
     assert after["booking"]["refunded_amount"] == PRICE
-    assert str(after["booking"]["payment_id"]) == payment["payment_id"]
+    assert str(after["booking"]["payment_id"]) == payment_id
     assert after["remaining"] == 1  # not taken again: the booking was not revived
     assert [(row["previous_status"], row["new_status"]) for row in after["history"]] == [
         ("pending_payment", "cancelled")]
@@ -197,7 +192,7 @@ async def test_a_payment_after_the_deadline_is_refunded_and_the_booking_stays_ca
 
 async def test_a_payment_follows_its_booking_when_it_was_rescheduled(client: httpx.AsyncClient, own_database: str,
                                                                      conn: asyncpg.Connection) -> None:
-    booking, payment, at = await _sandbox_payment(client, conn)
+    at, booking, payment_id = await started_payment(client, conn, "sandbox")
     other_slot = await make_slot(conn, at.clinic, at.service, None, start=local_start(at.clinic, days_ahead=9, hour=15))
     moved = await client.post(f"/api/v1/bookings/{booking['booking_id']}/reschedule",
                               json={"slot_id": str(other_slot["slot_id"]), "version": booking["version"]},
@@ -205,28 +200,27 @@ async def test_a_payment_follows_its_booking_when_it_was_rescheduled(client: htt
     assert moved.status_code == 200, moved.text
     replacement_id = uuid.UUID(moved.json()["booking_id"])
 
-    settled = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", payment))
+    settled = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", payment_id))
 
     assert (settled.status_code, settled.json()["status"]) == (200, "completed")
     old, new = await state_of(conn, booking["booking_id"]), await state_of(conn, replacement_id)
     assert (old["booking"]["status"], old["booking"]["payment_status"]) == ("rescheduled", "pending")
     assert (new["booking"]["status"], new["booking"]["payment_status"]) == ("confirmed", "paid")
-    assert str(new["booking"]["payment_id"]) == payment["payment_id"]
+    assert str(new["booking"]["payment_id"]) == payment_id
     assert [(row["previous_status"], row["new_status"]) for row in new["history"]] == [
         ("pending_payment", "confirmed")]
 
 
 async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: httpx.AsyncClient, own_database: str,
                                                                         conn: asyncpg.Connection) -> None:
-    booking, first, at = await _sandbox_payment(client, conn)
-    second = (await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                                json={"provider": "sandbox", "idempotency_key": f"second-{uuid.uuid4()}"},
-                                headers=at.owner.headers)).json()
-    assert (await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", first))).status_code == 200
+    at, booking, first_id = await started_payment(client, conn, "sandbox")
+    second_id = (await start_payment(client, booking, "sandbox", f"second-{uuid.uuid4()}", by=at.owner)).json()[
+        "payment_id"]
+    assert (await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", first_id))).status_code == 200
     paid = await state_of(conn, booking["booking_id"])
 
-    also_paid = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", second))
-    replay = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", second))
+    also_paid = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", second_id))
+    replay = await client.post(SANDBOX_NOTIFICATIONS, json=_signed("settlement", second_id))
 
     assert (also_paid.status_code, also_paid.json()["changed"]) == (200, True)
     assert (replay.status_code, replay.json()["changed"]) == (200, False)
@@ -241,10 +235,10 @@ async def test_money_for_a_booking_already_paid_is_flagged_for_a_refund(client: 
 
 async def test_a_signed_notification_with_a_non_finite_amount_is_refused_and_changes_nothing(
         client: httpx.AsyncClient, own_database: str, conn: asyncpg.Connection) -> None:
-    booking, payment, _ = await _sandbox_payment(client, conn)
+    _, booking, payment_id = await started_payment(client, conn, "sandbox")
     before = await state_of(conn, booking["booking_id"])
     for amount in ("sNaN", "NaN", "Infinity", "-Infinity", "not-a-number"):
-        payload = _signed("settlement", payment)
+        payload = _signed("settlement", payment_id)
         payload["gross_amount"] = amount
         payload["signature_key"] = midtrans_signature(payload["order_id"], payload["status_code"], amount,
                                                       get_settings().sandbox_server_key)

@@ -9,21 +9,25 @@ import uuid
 import asyncpg
 import httpx
 
-from tests.payments.helpers import PRICE, pending_booking, person, scene, state_of
-
-
-def _path(booking: dict) -> str:
-    return f"/api/v1/bookings/{booking['booking_id']}/payments"
+from tests.payments.helpers import (
+    PRICE,
+    payments_path,
+    pending_booking,
+    person,
+    scene,
+    scene_with_booking,
+    start_payment,
+    state_of,
+)
 
 
 async def test_same_idempotency_key_answers_the_same_payment(client: httpx.AsyncClient, own_database: str,
                                                              conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     body = {"provider": "sandbox", "idempotency_key": f"attempt-{uuid.uuid4()}"}
 
-    first = await client.post(_path(booking), json=body, headers=at.owner.headers)
-    second = await client.post(_path(booking), json=body, headers=at.owner.headers)
+    first = await client.post(payments_path(booking), json=body, headers=at.owner.headers)
+    second = await client.post(payments_path(booking), json=body, headers=at.owner.headers)
 
     assert first.status_code == 201, first.text
     assert second.status_code == 200, second.text
@@ -48,10 +52,10 @@ async def test_a_key_reused_for_another_booking_is_a_conflict(client: httpx.Asyn
     first_booking = await pending_booking(conn, at)
     second_booking = await pending_booking(conn, at)
     body = {"provider": "sandbox", "idempotency_key": f"attempt-{uuid.uuid4()}"}
-    assert (await client.post(_path(first_booking), json=body, headers=at.owner.headers)).status_code == 201
+    assert (await client.post(payments_path(first_booking), json=body, headers=at.owner.headers)).status_code == 201
 
-    reused = await client.post(_path(second_booking), json=body, headers=at.owner.headers)
-    other_provider = await client.post(_path(first_booking), json={**body, "provider": "clinic"},
+    reused = await client.post(payments_path(second_booking), json=body, headers=at.owner.headers)
+    other_provider = await client.post(payments_path(first_booking), json={**body, "provider": "clinic"},
                                        headers=at.owner.headers)
 
     assert reused.status_code == 409
@@ -65,15 +69,12 @@ async def test_a_key_reused_for_another_booking_is_a_conflict(client: httpx.Asyn
 
 async def test_only_the_bookings_owner_may_pay(client: httpx.AsyncClient, own_database: str,
                                                conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     stranger = await person(conn, "owner")
 
-    by_stranger = await client.post(_path(booking), json={"provider": "sandbox", "idempotency_key": "stranger-1"},
-                                    headers=stranger.headers)
-    by_receptionist = await client.post(_path(booking), json={"provider": "clinic", "idempotency_key": "desk-0001"},
-                                        headers=at.receptionist.headers)
-    anonymous = await client.post(_path(booking), json={"provider": "sandbox", "idempotency_key": "nobody-1"})
+    by_stranger = await start_payment(client, booking, "sandbox", "stranger-1", by=stranger)
+    by_receptionist = await start_payment(client, booking, "clinic", "desk-0001", by=at.receptionist)
+    anonymous = await start_payment(client, booking, "sandbox", "nobody-1")
 
     assert by_stranger.status_code == 404
     assert by_receptionist.status_code == 403
@@ -83,16 +84,13 @@ async def test_only_the_bookings_owner_may_pay(client: httpx.AsyncClient, own_da
 
 async def test_a_paid_booking_cannot_be_paid_again(client: httpx.AsyncClient, own_database: str,
                                                    conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
-    desk = await client.post(_path(booking), json={"provider": "clinic", "idempotency_key": "desk-first"},
-                             headers=at.owner.headers)
+    at, booking = await scene_with_booking(conn)
+    desk = await start_payment(client, booking, "clinic", "desk-first", by=at.owner)
     paid = await client.post(f"/api/v1/payments/{desk.json()['payment_id']}/mark-paid",
                              headers=at.receptionist.headers)
     assert paid.status_code == 200, paid.text
 
-    again = await client.post(_path(booking), json={"provider": "sandbox", "idempotency_key": "online-second"},
-                              headers=at.owner.headers)
+    again = await start_payment(client, booking, "sandbox", "online-second", by=at.owner)
 
     assert again.status_code == 409
     assert again.json()["detail"] == "This booking is already paid."
@@ -102,13 +100,11 @@ async def test_a_paid_booking_cannot_be_paid_again(client: httpx.AsyncClient, ow
 
 async def test_a_booking_past_its_payment_deadline_cannot_be_paid(client: httpx.AsyncClient, own_database: str,
                                                                   conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     await conn.execute("UPDATE bookings SET payment_due_at = now() - interval '1 minute' WHERE booking_id = $1",
                        booking["booking_id"])
 
-    late = await client.post(_path(booking), json={"provider": "sandbox", "idempotency_key": "too-late-1"},
-                             headers=at.owner.headers)
+    late = await start_payment(client, booking, "sandbox", "too-late-1", by=at.owner)
 
     assert late.status_code == 409
     assert "over" in late.json()["detail"]
@@ -117,17 +113,14 @@ async def test_a_booking_past_its_payment_deadline_cannot_be_paid(client: httpx.
 
 async def test_unknown_or_unconfigured_providers_are_refused(client: httpx.AsyncClient, own_database: str,
                                                              conn: asyncpg.Connection, configure) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     configure(VETBOOK_MIDTRANS_SERVER_KEY="", VETBOOK_SANDBOX_PAYMENTS="0")
 
     answers = {
-        provider: await client.post(_path(booking), json={"provider": provider, "idempotency_key": f"try-{provider}"},
-                                    headers=at.owner.headers)
+        provider: await start_payment(client, booking, provider, f"try-{provider}", by=at.owner)
         for provider in ("paypal", "midtrans", "sandbox")
     }
-    bad_key = await client.post(_path(booking), json={"provider": "clinic", "idempotency_key": "short"},
-                                headers=at.owner.headers)
+    bad_key = await start_payment(client, booking, "clinic", "short", by=at.owner)
 
     assert {name: answer.status_code for name, answer in answers.items()} == {
         "paypal": 422, "midtrans": 422, "sandbox": 422}
@@ -138,13 +131,11 @@ async def test_unknown_or_unconfigured_providers_are_refused(client: httpx.Async
 
 async def test_paying_at_the_clinic_moves_the_deadline_to_the_visit(client: httpx.AsyncClient, own_database: str,
                                                                     conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     start = await conn.fetchval("SELECT start_time FROM slots WHERE slot_id = $1", booking["slot_id"])
     assert booking["payment_due_at"] < start
 
-    answer = await client.post(_path(booking), json={"provider": "clinic", "idempotency_key": "desk-0002"},
-                               headers=at.owner.headers)
+    answer = await start_payment(client, booking, "clinic", "desk-0002", by=at.owner)
 
     assert answer.status_code == 201, answer.text
     assert "payment_url" not in answer.json()
@@ -160,11 +151,10 @@ async def test_paying_at_the_clinic_moves_the_deadline_to_the_visit(client: http
 
 async def test_the_same_key_sent_twice_at_once_makes_one_payment(client: httpx.AsyncClient, own_database: str,
                                                                  conn: asyncpg.Connection) -> None:
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
+    at, booking = await scene_with_booking(conn)
     body = {"provider": "sandbox", "idempotency_key": f"double-click-{uuid.uuid4()}"}
 
-    answers = await asyncio.gather(*(client.post(_path(booking), json=body, headers=at.owner.headers)
+    answers = await asyncio.gather(*(client.post(payments_path(booking), json=body, headers=at.owner.headers)
                                      for _ in range(2)))
 
     assert sorted(answer.status_code for answer in answers) == [200, 201]

@@ -4,8 +4,8 @@ from the app's page to the app's notification endpoint (a live app process), as 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -13,25 +13,16 @@ import httpx
 import pytest
 
 from tests.accounts.helpers import CSRF_INPUT, web_session
-from tests.db.factories import local_start, make_clinic, make_pet, make_service, make_slot, make_user
-from tests.payments.helpers import pending_booking, scene, state_of
+from tests.conftest import cloned_database, connected
+from tests.db.factories import make_session, make_user, make_world
+from tests.payments.helpers import started_payment, state_of
 from tests.servers import LiveServer, running_app
-from web.accounts.auth import SESSION_COOKIE, token_hash
-
-
-async def _sandbox_payment(client: httpx.AsyncClient, conn: asyncpg.Connection, provider: str = "sandbox"):
-    at = await scene(conn)
-    booking = await pending_booking(conn, at)
-    answer = await client.post(f"/api/v1/bookings/{booking['booking_id']}/payments",
-                               json={"provider": provider, "idempotency_key": f"attempt-{uuid.uuid4()}"},
-                               headers=at.owner.headers)
-    assert answer.status_code == 201, answer.text
-    return at, booking, answer.json()["payment_id"]
+from web.accounts.auth import SESSION_COOKIE
 
 
 async def test_the_owner_sees_the_sandbox_page(client: httpx.AsyncClient, own_database: str,
                                                conn: asyncpg.Connection) -> None:
-    at, _, payment_id = await _sandbox_payment(client, conn)
+    at, _, payment_id = await started_payment(client, conn, "sandbox")
     await web_session(client, at.owner.row)
 
     page = await client.get(f"/sandbox/pay/{payment_id}")
@@ -46,8 +37,8 @@ async def test_the_owner_sees_the_sandbox_page(client: httpx.AsyncClient, own_da
 
 async def test_nobody_else_sees_or_uses_the_sandbox_page(client: httpx.AsyncClient, own_database: str,
                                                          conn: asyncpg.Connection) -> None:
-    at, booking, payment_id = await _sandbox_payment(client, conn)
-    _, _, desk_payment_id = await _sandbox_payment(client, conn, provider="clinic")
+    at, booking, payment_id = await started_payment(client, conn, "sandbox")
+    _, _, desk_payment_id = await started_payment(client, conn, "clinic")
     stranger = await make_user(conn, role="owner")
     before = await state_of(conn, booking["booking_id"])
 
@@ -79,12 +70,8 @@ async def test_nobody_else_sees_or_uses_the_sandbox_page(client: httpx.AsyncClie
 
 @pytest.fixture(scope="module")
 def live_database(pg_server, template_database: str) -> Iterator[str]:
-    name = f"pay_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=template_database)
-    try:
-        yield pg_server.url(name)
-    finally:
-        pg_server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, template_database, "pay") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -94,22 +81,18 @@ def live_app(live_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield server
 
 
-async def _session(conn: asyncpg.Connection, user: dict, kind: str) -> str:
-    """A web session or API token for ``user``, written as the app stores them (only the hash)."""
-    secret = f"{kind}-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-    await conn.execute("INSERT INTO auth_sessions (token_hash, user_id, kind, expires_at) VALUES ($1, $2, $3, $4)",
-                       token_hash(secret), user["user_id"], kind, datetime.now(UTC) + timedelta(hours=1))
-    return secret
+@pytest.fixture
+async def live_conn(live_database: str) -> AsyncIterator[asyncpg.Connection]:
+    async with connected(live_database) as connection:
+        yield connection
 
 
-async def _book_over_http(http: httpx.AsyncClient, conn: asyncpg.Connection, hour: int) -> tuple[dict, dict, str]:
-    """An owner books through the live app's API (hold, confirm) and starts a sandbox payment."""
-    clinic = await make_clinic(conn)
-    service = await make_service(conn, clinic)
-    slot = await make_slot(conn, clinic, service, None, start=local_start(clinic, days_ahead=4, hour=hour))
-    owner = await make_user(conn, role="owner")
-    pet = await make_pet(conn, owner)
-    bearer = {"Authorization": f"Bearer {await _session(conn, owner, 'api')}"}
+async def _book_over_http(http: httpx.AsyncClient, conn: asyncpg.Connection) -> tuple[dict, dict, str]:
+    """An owner (of a clinic of their own) books through the live app's API (hold, confirm) and starts a
+    sandbox payment."""
+    world = await make_world(conn)
+    owner, pet, slot = world["owner"], world["pet"], world["slot"]
+    bearer = {"Authorization": f"Bearer {await make_session(conn, owner, 'api', lasts=timedelta(hours=1))}"}
     held = await http.post("/api/v1/reservations", json={"slot_id": str(slot["slot_id"]), "pet_id": str(pet["pet_id"])},
                            headers=bearer)
     assert held.status_code == 201, held.text
@@ -125,7 +108,7 @@ async def _book_over_http(http: httpx.AsyncClient, conn: asyncpg.Connection, hou
 async def _decide(http: httpx.AsyncClient, conn: asyncpg.Connection, owner: dict, payment_url: str,
                   decision: str) -> httpx.Response:
     """Open the sandbox page as the signed-in owner and press a button; follow the redirect."""
-    http.cookies.set(SESSION_COOKIE, await _session(conn, owner, "web"))
+    http.cookies.set(SESSION_COOKIE, await make_session(conn, owner, "web", lasts=timedelta(hours=1)))
     page = await http.get(payment_url)
     assert page.status_code == 200, page.text
     token = CSRF_INPUT.search(page.text).group(1)
@@ -135,40 +118,32 @@ async def _decide(http: httpx.AsyncClient, conn: asyncpg.Connection, owner: dict
     return await http.get(payment_url)
 
 
-async def test_paying_on_the_sandbox_page_confirms_the_booking(live_app: LiveServer, live_database: str) -> None:
-    conn = await asyncpg.connect(live_database)
-    try:
-        async with httpx.AsyncClient(base_url=live_app.base_url, timeout=20) as http:
-            owner, booking, payment_url = await _book_over_http(http, conn, hour=9)
-            assert payment_url.startswith(f"{live_app.base_url}/sandbox/pay/")
+async def test_paying_on_the_sandbox_page_confirms_the_booking(live_app: LiveServer, live_conn: asyncpg.Connection) -> None:
+    async with httpx.AsyncClient(base_url=live_app.base_url, timeout=20) as http:
+        owner, booking, payment_url = await _book_over_http(http, live_conn)
+        assert payment_url.startswith(f"{live_app.base_url}/sandbox/pay/")
 
-            result = await _decide(http, conn, owner, payment_url, "pay")
+        result = await _decide(http, live_conn, owner, payment_url, "pay")
 
-        assert 'data-testid="sandbox-payment-status">completed<' in result.text
-        assert 'data-testid="sandbox-booking-status">confirmed · payment paid<' in result.text
-        after = await state_of(conn, uuid.UUID(booking["booking_id"]))
-        assert (after["booking"]["status"], after["booking"]["payment_status"]) == ("confirmed", "paid")
-        assert after["payments"][0]["status"] == "completed"
-        assert [(row["previous_status"], row["new_status"], row["change_reason"]) for row in after["history"]] == [
-            ("pending_payment", "confirmed", "payment_received")]
-        # The notification really travelled over HTTP to the app's endpoint.
-        assert "POST /api/v1/payments/sandbox/notifications" in live_app.log()
-    finally:
-        await conn.close()
+    assert 'data-testid="sandbox-payment-status">completed<' in result.text
+    assert 'data-testid="sandbox-booking-status">confirmed · payment paid<' in result.text
+    after = await state_of(live_conn, uuid.UUID(booking["booking_id"]))
+    assert (after["booking"]["status"], after["booking"]["payment_status"]) == ("confirmed", "paid")
+    assert after["payments"][0]["status"] == "completed"
+    assert [(row["previous_status"], row["new_status"], row["change_reason"]) for row in after["history"]] == [
+        ("pending_payment", "confirmed", "payment_received")]
+    # The notification really travelled over HTTP to the app's endpoint.
+    assert "POST /api/v1/payments/sandbox/notifications" in live_app.log()
 
 
-async def test_declining_on_the_sandbox_page_fails_the_attempt(live_app: LiveServer, live_database: str) -> None:
-    conn = await asyncpg.connect(live_database)
-    try:
-        async with httpx.AsyncClient(base_url=live_app.base_url, timeout=20) as http:
-            owner, booking, payment_url = await _book_over_http(http, conn, hour=11)
+async def test_declining_on_the_sandbox_page_fails_the_attempt(live_app: LiveServer, live_conn: asyncpg.Connection) -> None:
+    async with httpx.AsyncClient(base_url=live_app.base_url, timeout=20) as http:
+        owner, booking, payment_url = await _book_over_http(http, live_conn)
 
-            result = await _decide(http, conn, owner, payment_url, "decline")
+        result = await _decide(http, live_conn, owner, payment_url, "decline")
 
-        assert 'data-testid="sandbox-payment-status">failed<' in result.text
-        after = await state_of(conn, uuid.UUID(booking["booking_id"]))
-        assert (after["booking"]["status"], after["booking"]["payment_status"]) == ("pending_payment", "pending")
-        assert after["payments"][0]["status"] == "failed"
-        assert after["history"] == []
-    finally:
-        await conn.close()
+    assert 'data-testid="sandbox-payment-status">failed<' in result.text
+    after = await state_of(live_conn, uuid.UUID(booking["booking_id"]))
+    assert (after["booking"]["status"], after["booking"]["payment_status"]) == ("pending_payment", "pending")
+    assert after["payments"][0]["status"] == "failed"
+    assert after["history"] == []

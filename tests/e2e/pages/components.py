@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from playwright.async_api import Locator
 
+from tests.e2e.pages.base import Part, TestId, text_of
+
 
 @dataclass(frozen=True)
 class ServiceRow:
@@ -14,24 +16,20 @@ class ServiceRow:
     price: str
 
 
-class ServicesTable:
-    """The table of a clinic's services (``clinics/_services.html``), wherever it is shown."""
+class ServicesTable(Part):
+    """The table of a clinic's services (``clinics/_services.html``), wherever it is shown (inside ``scope``)."""
+
+    rows = TestId("service-row")
 
     def __init__(self, scope: Locator):
-        self.table = scope.get_by_test_id("service-table")
-        self.rows = self.table.get_by_test_id("service-row")
+        super().__init__(scope.get_by_test_id("service-table"))
 
     async def wait_until_visible(self) -> None:
-        await self.table.wait_for(state="visible")
+        await self.root.wait_for(state="visible")
 
     async def read_rows(self) -> list[ServiceRow]:
         rows = []
         for row in await self.rows.all():
-            rows.append(
-                ServiceRow(
-                    name=(await row.get_by_test_id("service-name").inner_text()).strip(),
-                    duration=(await row.get_by_test_id("service-duration").inner_text()).strip(),
-                    price=(await row.get_by_test_id("service-price").inner_text()).strip(),
-                )
-            )
+            rows.append(ServiceRow(*[await text_of(row.get_by_test_id(f"service-{column}"))
+                                     for column in ("name", "duration", "price")]))
         return rows

@@ -3,50 +3,43 @@ phone booking form."""
 
 from __future__ import annotations
 
-from playwright.async_api import Locator, Page
+from playwright.async_api import Locator
+
+from tests.e2e.pages.base import PageObject, Part, TestId, css_of, text_of
 
 
-class GridBookingCard:
-    def __init__(self, card: Locator):
-        self.card = card
-
+class GridBookingCard(Part):
     async def status(self) -> str | None:
-        return await self.card.get_by_test_id("booking-status").get_attribute("data-status")
+        return await self.by_test_id("booking-status").get_attribute("data-status")
 
     async def payment_status(self) -> str | None:
-        return await self.card.get_by_test_id("payment-status").get_attribute("data-payment-status")
+        return await self.by_test_id("payment-status").get_attribute("data-payment-status")
 
     async def pet(self) -> str:
-        return (await self.card.get_by_test_id("booking-pet").inner_text()).strip()
+        return await text_of(self.by_test_id("booking-pet"))
 
     async def owner(self) -> str:
-        return (await self.card.get_by_test_id("booking-owner").inner_text()).strip()
+        return await text_of(self.by_test_id("booking-owner"))
 
 
-class DeskDayPage:
+class DeskDayPage(PageObject):
     """``/desk``: the clinic's day as a grid; the check-in box has the focus when the page opens."""
 
-    def __init__(self, page: Page):
-        self.page = page
-        self.root = page.get_by_test_id("desk-day")
-        self.grid = page.get_by_test_id("desk-grid")
-        self.checkin_code = page.get_by_test_id("checkin-code")
-        self.nav_link = page.get_by_test_id("nav-desk")
-        self.new_booking_link = page.get_by_test_id("desk-new-booking")
-        self.next_day = page.get_by_test_id("day-next")
-        self.previous_day = page.get_by_test_id("day-previous")
+    root = TestId("desk-day")
+    grid = TestId("desk-grid")
+    nav_link = TestId("nav-desk")
+    new_booking_link = TestId("desk-new-booking")
 
     async def open(self, clinic_id: object | None = None, day: object | None = None) -> None:
         query = "&".join(part for part in (f"clinic={clinic_id}" if clinic_id else "",
                                            f"date={day}" if day else "") if part)
-        await self.page.goto("/desk" + (f"?{query}" if query else ""))
-        await self.root.wait_for()
+        await self.visit("/desk" + (f"?{query}" if query else ""), ready=self.root)
 
     def booking(self, booking_id: object) -> GridBookingCard:
-        return GridBookingCard(self.grid.locator(f'[data-testid="grid-booking"][data-booking-id="{booking_id}"]'))
+        return GridBookingCard(self.booking_link(booking_id))
 
     def booking_link(self, booking_id: object) -> Locator:
-        return self.grid.locator(f'[data-testid="grid-booking"][data-booking-id="{booking_id}"]')
+        return self.grid.locator(css_of("grid-booking", booking_id=booking_id))
 
     async def shown_booking_ids(self) -> set[str]:
         ids = await self.grid.get_by_test_id("grid-booking").evaluate_all(
@@ -63,84 +56,66 @@ class DeskDayPage:
         await self.page.wait_for_load_state()
 
 
-class DeskBookingPage:
+class DeskBookingPage(PageObject):
     """``/desk/bookings/{id}``: a booking's details and what the desk can do with it."""
 
-    def __init__(self, page: Page):
-        self.page = page
-        self.root = page.get_by_test_id("desk-booking")
-        self.code = self.root.get_by_test_id("booking-code")
-        self.status = self.root.get_by_test_id("booking-status")
-        self.payment_status = self.root.get_by_test_id("payment-status")
-        self.done = page.get_by_test_id("desk-done")
-        self.error = page.get_by_test_id("desk-error")
-        self.take_payment_button = page.get_by_test_id("take-payment")
-        self.check_in_button = page.get_by_test_id("check-in")
-        self.complete_button = page.get_by_test_id("complete")
-        self.no_show_button = page.get_by_test_id("no-show")
-        self.back_to_day = page.get_by_test_id("back-to-day")
+    root = TestId("desk-booking")
+    back_to_day = TestId("back-to-day")
 
     async def booking_id(self) -> str | None:
         await self.root.wait_for()
         return await self.root.get_attribute("data-booking-id")
 
     async def read_status(self) -> tuple[str | None, str | None]:
-        return (await self.status.get_attribute("data-status"),
-                await self.payment_status.get_attribute("data-payment-status"))
+        return (await self.root.get_by_test_id("booking-status").get_attribute("data-status"),
+                await self.root.get_by_test_id("payment-status").get_attribute("data-payment-status"))
 
-    async def _press(self, button: Locator) -> None:
-        await button.click()
-        await self.done.wait_for()
+    async def _press(self, button: str) -> None:
+        await self.by_test_id(button).click()
+        await self.by_test_id("desk-done").wait_for()
 
     async def take_payment(self) -> None:
-        await self._press(self.take_payment_button)
+        await self._press("take-payment")
 
     async def check_in(self) -> None:
-        await self._press(self.check_in_button)
+        await self._press("check-in")
 
     async def complete(self) -> None:
-        await self._press(self.complete_button)
+        await self._press("complete")
 
     async def mark_no_show(self) -> None:
-        await self._press(self.no_show_button)
+        await self._press("no-show")
 
 
-class DeskBookForm:
+class DeskBookForm(PageObject):
     """``/desk/book``: find or create the owner, pick a free slot, walk-in or phone."""
 
-    def __init__(self, page: Page):
-        self.page = page
-        self.root = page.get_by_test_id("desk-book")
-        self.owner_search = page.get_by_test_id("owner-search")
-        self.owner_results = page.get_by_test_id("owner-result")
-        self.error = page.get_by_test_id("book-error")
+    root = TestId("desk-book")
 
     async def search_owner(self, text: str) -> None:
-        await self.owner_search.fill(text)
-        await self.page.get_by_test_id("owner-search-submit").click()
+        await self.by_test_id("owner-search").fill(text)
+        await self.by_test_id("owner-search-submit").click()
         await self.page.wait_for_load_state()
 
     async def choose_owner(self, owner_id: object) -> None:
-        result = self.page.locator(f'[data-testid="owner-result"][data-owner-id="{owner_id}"]')
-        await result.get_by_test_id("choose-owner").click()
-        await self.page.get_by_test_id("chosen-owner").wait_for()
+        await self.by_test_id("owner-result", owner_id=owner_id).get_by_test_id("choose-owner").click()
+        await self.by_test_id("chosen-owner").wait_for()
 
     async def fill_new_owner(self, name: str, phone: str, pet_name: str, species: str, email: str = "") -> None:
-        await self.page.get_by_test_id("field-owner_name").fill(name)
-        await self.page.get_by_test_id("field-owner_phone").fill(phone)
-        await self.page.get_by_test_id("field-owner_email").fill(email)
-        await self.page.get_by_test_id("field-pet_name").fill(pet_name)
-        await self.page.get_by_test_id("field-pet_species").select_option(species)
+        for field, value in (("owner_name", name), ("owner_phone", phone), ("owner_email", email),
+                             ("pet_name", pet_name)):
+            await self.by_test_id(f"field-{field}").fill(value)
+        await self.by_test_id("field-pet_species").select_option(species)
 
     async def choose_pet(self, pet_id: object) -> None:
-        await self.page.get_by_test_id("field-pet_id").select_option(str(pet_id))
+        await self.by_test_id("field-pet_id").select_option(str(pet_id))
 
     async def choose_slot(self, slot_id: object) -> None:
-        await self.page.get_by_test_id("field-slot_id").select_option(str(slot_id))
+        await self.by_test_id("field-slot_id").select_option(str(slot_id))
 
     async def choose_source(self, source: str) -> None:
-        await self.page.get_by_test_id(f"source-{source}").check()
+        await self.by_test_id(f"source-{source}").check()
 
     async def submit(self) -> None:
-        await self.page.get_by_test_id("book-submit").click()
+        await self.by_test_id("book-submit").click()
         await self.page.wait_for_load_state()

@@ -4,33 +4,26 @@ from __future__ import annotations
 
 from datetime import date
 
-from playwright.async_api import Locator, Page
+from tests.e2e.pages.base import PageObject, Part, TestId
 
 
-class SlotRow:
-    def __init__(self, row: Locator):
-        self.row = row
-        self.checkbox = row.get_by_test_id("slot-select")
-        self.status = row.get_by_test_id("slot-status")
+class SlotRow(Part):
+    checkbox = TestId("slot-select")
+    status = TestId("slot-status")
+    time = TestId("slot-time")
 
     async def slot_id(self) -> str | None:
-        return await self.row.get_attribute("data-slot-id")
+        return await self.data("slot-id")
 
     async def status_value(self) -> str | None:
-        return await self.row.get_attribute("data-status")
+        return await self.data("status")
 
 
-class SlotListPage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.root = page.get_by_test_id("slots-page")
-        self.notice = page.get_by_test_id("slots-notice")
-        self.error = page.get_by_test_id("slots-error")
-        self.rows = page.get_by_test_id("slot-row")
-        self.generate_link = page.get_by_test_id("slots-generate-link")
-        self.reason = page.get_by_test_id("slots-reason")
-        self.block_selected_button = page.get_by_test_id("slots-block-selected")
-        self.unblock_selected_button = page.get_by_test_id("slots-unblock-selected")
+class SlotListPage(PageObject):
+    root = TestId("slots-page")
+    notice = TestId("slots-notice")
+    rows = TestId("slot-row")
+    generate_link = TestId("slots-generate-link")
 
     async def open(self, clinic_id: object, first_day: date | None = None, last_day: date | None = None) -> None:
         query = f"clinic={clinic_id}"
@@ -38,58 +31,58 @@ class SlotListPage:
             query += f"&from={first_day.isoformat()}"
         if last_day:
             query += f"&to={last_day.isoformat()}"
-        await self.page.goto(f"/desk/slots?{query}")
-        await self.root.wait_for()
+        await self.visit(f"/desk/slots?{query}", ready=self.root)
 
     def row_of(self, slot_id: object) -> SlotRow:
-        return SlotRow(self.page.locator(f'[data-testid="slot-row"][data-slot-id="{slot_id}"]'))
+        return SlotRow(self.by_test_id("slot-row", slot_id=slot_id))
 
     async def all_rows(self) -> list[SlotRow]:
         return [SlotRow(row) for row in await self.rows.all()]
 
     async def block(self, slot_ids: list[object], reason: str = "maintenance") -> None:
-        for slot_id in slot_ids:
-            await self.row_of(slot_id).checkbox.check()
-        await self.reason.select_option(reason)
-        await self.block_selected_button.click()
-        await self.page.wait_for_load_state()
+        await self._select(slot_ids)
+        await self.by_test_id("slots-reason").select_option(reason)
+        await self._press("slots-block-selected")
 
     async def unblock(self, slot_ids: list[object]) -> None:
+        await self._select(slot_ids)
+        await self._press("slots-unblock-selected")
+
+    async def _select(self, slot_ids: list[object]) -> None:
         for slot_id in slot_ids:
             await self.row_of(slot_id).checkbox.check()
-        await self.unblock_selected_button.click()
+
+    async def _press(self, button: str) -> None:
+        await self.by_test_id(button).click()
         await self.page.wait_for_load_state()
 
 
-class GenerateSlotsPage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.form = page.get_by_test_id("generate-form")
-        self.error = page.get_by_test_id("generate-error")
-        self.submit_button = page.get_by_test_id("generate-submit")
+class GenerateSlotsPage(PageObject):
+    form = TestId("generate-form")
+    error = TestId("generate-error")
 
     async def open(self, clinic_id: object) -> None:
-        await self.page.goto(f"/desk/slots/generate?clinic={clinic_id}")
-        await self.form.wait_for()
+        await self.visit(f"/desk/slots/generate?clinic={clinic_id}", ready=self.form)
 
     async def fill(self, *, weekdays: set[int], opening: str, closing: str, service_id: object,
                    staff_id: object | None, first_day: date, last_day: date, capacity: int = 1,
                    length_minutes: int | None = None) -> None:
         for weekday in range(7):
-            box = self.page.get_by_test_id(f"weekday-{weekday}")
+            box = self.by_test_id(f"weekday-{weekday}")
             if weekday in weekdays:
                 await box.check()
             else:
                 await box.uncheck()
-        await self.page.get_by_test_id("field-opening").fill(opening)
-        await self.page.get_by_test_id("field-closing").fill(closing)
-        await self.page.get_by_test_id("field-service_id").select_option(str(service_id))
-        await self.page.get_by_test_id("field-staff_id").select_option(str(staff_id) if staff_id else "")
-        await self.page.get_by_test_id("field-length_minutes").fill(str(length_minutes or ""))
-        await self.page.get_by_test_id("field-capacity").fill(str(capacity))
-        await self.page.get_by_test_id("field-first_day").fill(first_day.isoformat())
-        await self.page.get_by_test_id("field-last_day").fill(last_day.isoformat())
+        await self._fill(opening=opening, closing=closing)
+        await self.by_test_id("field-service_id").select_option(str(service_id))
+        await self.by_test_id("field-staff_id").select_option(str(staff_id) if staff_id else "")
+        await self._fill(length_minutes=str(length_minutes or ""), capacity=str(capacity),
+                         first_day=first_day.isoformat(), last_day=last_day.isoformat())
+
+    async def _fill(self, **values: str) -> None:
+        for field, value in values.items():
+            await self.by_test_id(f"field-{field}").fill(value)
 
     async def submit(self) -> None:
-        await self.submit_button.click()
+        await self.by_test_id("generate-submit").click()
         await self.page.wait_for_load_state()

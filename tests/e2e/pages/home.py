@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from playwright.async_api import Locator, Page
+from playwright.async_api import Locator
 
+from tests.e2e.pages.base import PageObject, Part, TestId, text_of
 from tests.e2e.pages.components import ServicesTable
 
 
-class ClinicCard:
+class ClinicCard(Part):
+    show_services_button = TestId("show-services")
+
     def __init__(self, card: Locator):
-        self.card = card
-        self.name = card.get_by_test_id("clinic-name")
-        self.timezone = card.get_by_test_id("clinic-timezone")
-        self.show_services_button = card.get_by_test_id("show-services")
-        self.services_panel = card.get_by_test_id("services-panel")
-        self.services_table = ServicesTable(self.services_panel)
+        super().__init__(card)
+        self.services_table = ServicesTable(self.by_test_id("services-panel"))
 
     async def clinic_id(self) -> str | None:
-        return await self.card.get_attribute("data-clinic-id")
+        return await self.data("clinic-id")
 
     async def read_name(self) -> str:
-        return (await self.name.inner_text()).strip()
+        return await text_of(self.by_test_id("clinic-name"))
 
     async def read_timezone(self) -> str:
-        return (await self.timezone.inner_text()).strip()
+        return await text_of(self.by_test_id("clinic-timezone"))
 
     async def show_services(self) -> None:
         """Click "Show services" and wait for the table (with JavaScript: loaded in place by HTMX)."""
@@ -31,24 +30,18 @@ class ClinicCard:
         await self.services_table.wait_until_visible()
 
 
-class HomePage:
+class HomePage(PageObject):
     url = "/"
 
-    def __init__(self, page: Page):
-        self.page = page
-        self.clinic_list = page.get_by_test_id("clinic-list")
-        self.clinic_cards = page.get_by_test_id("clinic-card")
-        self.htmx_script = page.locator('script[src$="/htmx.min.js"]')
-
     async def reset(self) -> None:
-        await self.page.goto(self.url)
+        await self.visit(self.url)
 
     async def cards(self) -> list[ClinicCard]:
-        return [ClinicCard(card) for card in await self.clinic_cards.all()]
+        return [ClinicCard(card) for card in await self.by_test_id("clinic-card").all()]
 
     def card_of(self, clinic_id: object) -> ClinicCard:
-        return ClinicCard(self.page.locator(f'[data-testid="clinic-card"][data-clinic-id="{clinic_id}"]'))
+        return ClinicCard(self.by_test_id("clinic-card", clinic_id=clinic_id))
 
     async def htmx_script_url(self) -> str:
         """The absolute URL the browser resolved for the htmx script."""
-        return await self.htmx_script.evaluate("script => script.src")
+        return await self.page.locator('script[src$="/htmx.min.js"]').evaluate("script => script.src")

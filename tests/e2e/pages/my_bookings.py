@@ -5,22 +5,20 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from playwright.async_api import Locator, Page
+from playwright.async_api import Locator
+
+from tests.e2e.pages.base import PageObject, TestId, css_of, text_of
 
 
-class MyBookingsPage:
+class MyBookingsPage(PageObject):
     url = "/bookings"
-
-    def __init__(self, page: Page):
-        self.page = page
-        self.upcoming = page.get_by_test_id("upcoming-section")
-        self.past = page.get_by_test_id("past-section")
+    past = TestId("past-section")
 
     async def open(self) -> None:
-        await self.page.goto(self.url)
+        await self.visit(self.url)
 
     def item(self, booking_id: object, section: Locator | None = None) -> Locator:
-        return (section or self.page).locator(f'[data-testid="booking-item"][data-booking-id="{booking_id}"]')
+        return (section or self.page).locator(css_of("booking-item", booking_id=booking_id))
 
     async def status_of(self, booking_id: object) -> tuple[str | None, str | None]:
         """The booking's (status, payment status) codes as the list marks them."""
@@ -29,91 +27,72 @@ class MyBookingsPage:
                 await item.get_by_test_id("payment-status").get_attribute("data-status"))
 
 
-class BookingPage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.code = page.get_by_test_id("booking-code")
-        self.qr = page.get_by_test_id("booking-qr")
-        self.qr_svg = self.qr.locator("svg")
-        self.status = page.get_by_test_id("booking-details").get_by_test_id("booking-status")
-        self.payment_status = page.get_by_test_id("booking-details").get_by_test_id("payment-status")
-        self.address = page.get_by_test_id("booking-address")
-        self.time = page.get_by_test_id("booking-details").get_by_test_id("booking-time")
-        self.refunded = page.get_by_test_id("booking-refunded")
-        self.pay_link = page.get_by_test_id("link-pay")
-        self.reschedule_link = page.get_by_test_id("link-reschedule")
-        self.cancel_link = page.get_by_test_id("link-cancel")
+class BookingPage(PageObject):
+    details = TestId("booking-details")
+    status = TestId("booking-status", within=details)
+    time = TestId("booking-time", within=details)
+    qr = TestId("booking-qr")
+    address = TestId("booking-address")
+    refunded = TestId("booking-refunded")
+    reschedule_link = TestId("link-reschedule")
+    cancel_link = TestId("link-cancel")
+
+    @property
+    def qr_svg(self) -> Locator:
+        return self.qr.locator("svg")
 
     async def open(self, booking_id: object) -> None:
-        await self.page.goto(f"/bookings/{booking_id}")
+        await self.visit(f"/bookings/{booking_id}")
 
     async def read_code(self) -> str:
-        return (await self.code.inner_text()).strip()
+        return await text_of(self.by_test_id("booking-code"))
 
     async def read_status(self) -> str | None:
         return await self.status.get_attribute("data-status")
 
 
-class PayPage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.state = page.get_by_test_id("pay-state")
-        self.amount = page.get_by_test_id("pay-amount")
-        self.deadline = page.get_by_test_id("payment-deadline")
-        self.sandbox_button = page.get_by_test_id("pay-sandbox")
-        self.clinic_button = page.get_by_test_id("pay-clinic")
-        self.booking_link = page.get_by_test_id("back-to-booking")
+class PayPage(PageObject):
+    amount = TestId("pay-amount")
+    deadline = TestId("payment-deadline")
+    sandbox_button = TestId("pay-sandbox")
+    clinic_button = TestId("pay-clinic")
+    booking_link = TestId("back-to-booking")
 
     async def open(self, booking_id: object) -> None:
-        await self.page.goto(f"/bookings/{booking_id}/pay")
+        await self.visit(f"/bookings/{booking_id}/pay")
 
     async def read_state(self) -> str | None:
-        return await self.state.get_attribute("data-state")
+        return await self.by_test_id("pay-state").get_attribute("data-state")
 
 
-class SandboxGatewayPage:
+class SandboxGatewayPage(PageObject):
     """The built-in test gateway's page (/sandbox/pay/{payment_id})."""
 
-    def __init__(self, page: Page):
-        self.page = page
-        self.pay_button = page.get_by_test_id("sandbox-pay")
-        self.decline_button = page.get_by_test_id("sandbox-decline")
-        self.result = page.get_by_test_id("sandbox-result")
-        self.back_to_booking = page.get_by_test_id("sandbox-back-to-booking")
+    pay_button = TestId("sandbox-pay")
+    result = TestId("sandbox-result")
+    back_to_booking = TestId("sandbox-back-to-booking")
 
 
-class CancelPage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.refund_amount = page.get_by_test_id("refund-amount")
-        self.refund_policy = page.get_by_test_id("refund-policy")
-        self.reason = page.get_by_test_id("field-reason")
-        self.confirm_button = page.get_by_test_id("confirm-cancel")
-        self.version_conflict = page.get_by_test_id("version-conflict")
+class CancelPage(PageObject):
+    refund_amount = TestId("refund-amount")
 
     async def open(self, booking_id: object) -> None:
-        await self.page.goto(f"/bookings/{booking_id}/cancel")
+        await self.visit(f"/bookings/{booking_id}/cancel")
 
     async def read_refund(self) -> Decimal:
         return Decimal(await self.refund_amount.get_attribute("data-amount") or "NaN")
 
     async def cancel(self, reason: str) -> None:
-        await self.reason.select_option(reason)
-        await self.confirm_button.click()
+        await self.by_test_id("field-reason").select_option(reason)
+        await self.by_test_id("confirm-cancel").click()
 
 
-class ReschedulePage:
-    def __init__(self, page: Page):
-        self.page = page
-        self.slots = page.get_by_test_id("reschedule-slot")
-        self.message = page.get_by_test_id("form-error")
-        self.version_conflict = page.get_by_test_id("version-conflict")
-
+class ReschedulePage(PageObject):
     async def open(self, booking_id: object, day: object | None = None) -> None:
-        await self.page.goto(f"/bookings/{booking_id}/reschedule" + (f"?day={day}" if day else ""))
+        await self.visit(f"/bookings/{booking_id}/reschedule" + (f"?day={day}" if day else ""))
 
     async def choose_day(self, day: object) -> None:
-        await self.page.locator(f'[data-testid="day-link"][data-day="{day}"]').click()
+        await self.by_test_id("day-link", day=day).click()
 
     def slot(self, slot_id: object) -> Locator:
-        return self.page.locator(f'[data-testid="reschedule-slot"][data-slot-id="{slot_id}"]')
+        return self.by_test_id("reschedule-slot", slot_id=slot_id)
