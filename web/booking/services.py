@@ -53,6 +53,8 @@ HOLD_IS_OVER = {
     "expired": N_("This hold has expired and its place was released. Please pick the slot again."),
 }
 
+PET_ALREADY_BUSY = N_("This pet already has a visit at an overlapping time.")
+
 CANCELLATION_REASONS = ("customer_request", "schedule_conflict", "pet_unwell", "clinic_request", "other")
 
 
@@ -104,6 +106,12 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
         raise NotFound(N_("No such pet."))
     if slot["slot_id"] is None:
         raise NotFound(N_("No such slot."))
+    if not slot["bookable"]:
+        # Refused without a transaction; the pet's own overlap is still named first, as inside one (an owner
+        # who double-clicked hears that this pet already holds the time, not that someone took it).
+        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None, slot["date"]):
+            raise Conflict(PET_ALREADY_BUSY)
+        raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
     async with transaction_as(owner.user_id, reason="hold", lock=(q.OWNER_HOLDS_LOCK, str(owner.user_id))):
         checks = await sql.fetchrow(q.HOLD_CHECKS, pet_id, slot["start_time"], slot["end_time"], None,
                                     slot["date"], owner.user_id)
@@ -111,7 +119,7 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
             raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
                               count=settings.max_active_holds))
         if checks["pet_busy"]:
-            raise Conflict(N_("This pet already has a visit at an overlapping time."))
+            raise Conflict(PET_ALREADY_BUSY)
         reservation = await sql.fetchrow(
             q.HOLD_PLACE, slot_id, slot["date"], places.WITH_NOTICE, owner.user_id, pet_id, slot["service_id"],
             settings.hold_ttl_seconds, _new_lock_token(),
@@ -175,7 +183,6 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                 None if free else min(_now() + timedelta(minutes=settings.payment_ttl_minutes), slot["start_time"]),
                 None, None, None,
             )
-            await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
     if expired:
         raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
     # With the visit's times: what the API answers, without reading the booking again.
@@ -337,7 +344,7 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
             raise Conflict(change.refused)
         if await sql.fetchval(q.PET_IS_BUSY, booking["pet_id"], new_slot["start_time"], new_slot["end_time"],
                               booking_id, new_slot["date"]):
-            raise Conflict(N_("This pet already has a visit at an overlapping time."))
+            raise Conflict(PET_ALREADY_BUSY)
         # Two slot rows change: lock them in slot_id order, as every multi-slot statement does.
         moves = sorted([(new_slot["slot_id"], "take"), (booking["slot_id"], "return")])
         for _slot_id, move in moves:
@@ -569,7 +576,7 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
         if not owns:
             raise InvalidInput({"pet_id": N_("This pet does not belong to this owner.")})
         if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None, slot["date"]):
-            raise Conflict(N_("This pet already has a visit at an overlapping time."))
+            raise Conflict(PET_ALREADY_BUSY)
         if not await places.take_place(slot_id, slot["date"], with_notice=places.WITHOUT_NOTICE):
             raise SlotUnavailable(_why_desk_cannot_book(slot, _now()))
         price = Decimal(slot["price"] or 0)

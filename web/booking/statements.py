@@ -1,22 +1,30 @@
 """The booking engine's SQL that Piccolo cannot express: guarded UPDATEs whose WHERE clause *is* the rule,
 row locks, and set-based expiry. Each statement is used inside one transaction by web/booking/services.py.
-A slot's places change through web/slots/places.py, a payment's record through web/payments/ledger.py.
+A slot's places change through web/slots/places.py, or through the slots feature's own statements run as a
+step of one of these (``HOLD_PLACE``, ``CONFIRM_HOLD``); a payment's record through web/payments/ledger.py.
 
 Every statement that touches a slot names its partition key (``date``) so PostgreSQL prunes to one month.
 """
 
+import re
+
 from web.booking import state
 from web.slots import statements as slot_statements
 
+
+def renumbered(statement: str, positions: dict[int, int]) -> str:
+    """``statement`` with its parameters moved ($1 -> $6 …), to run as a step of a larger statement."""
+    return re.sub(r"\$(\d+)\b", lambda match: f"${positions.get(int(match[1]), int(match[1]))}", statement)
+
+
 # A slot with its price (the slot's, else its service's) and its clinic's rules: a three-table join.
-_SLOT_WITH_RULES = """
-SELECT s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
+_SLOT_COLUMNS = """s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
        s.capacity, s.remaining, COALESCE(s.price, sv.price) AS price, sv.currency,
-       c.min_booking_notice_minutes, c.refund_deadline_hours, c.timezone
-FROM slots s
+       c.min_booking_notice_minutes, c.refund_deadline_hours, c.timezone"""
+_SLOT_JOINS = """FROM slots s
 JOIN services sv ON sv.service_id = s.service_id
-JOIN clinics c ON c.clinic_id = s.clinic_id
-"""
+JOIN clinics c ON c.clinic_id = s.clinic_id"""
+_SLOT_WITH_RULES = f"SELECT {_SLOT_COLUMNS}\n{_SLOT_JOINS}\n"
 
 # By id alone (what the API and the pages are given): one index probe per monthly partition.
 SLOT_BY_ID = _SLOT_WITH_RULES + "WHERE s.slot_id = $1"
@@ -27,11 +35,18 @@ _OWN_PET = """EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_i
 PET_OF_OWNER = "SELECT " + _OWN_PET.replace("$2", "$1").replace("$3", "$2")
 
 # What a hold is about, in one round trip: whether the pet is the owner's (a row even when the slot does not
-# exist, so that the pet is judged first) and the slot ($1) with its rules (NULLs when there is no such slot).
+# exist, so that the pet is judged first), the slot ($1) with its rules (NULLs when there is no such slot),
+# and whether it is bookable now by the slots feature's own condition (the one TAKE_PLACE guards with).
+# A slot that is not is refused at once, without a transaction: when hundreds race for the last places,
+# the losers cost one read each. The guarded TAKE_PLACE still decides every race among the others.
 HOLD_TARGET = f"""
 SELECT {_OWN_PET} AS own_pet, t.*
 FROM (SELECT 1) AS one
-LEFT JOIN LATERAL ({_SLOT_WITH_RULES} WHERE s.slot_id = $1) AS t ON true
+LEFT JOIN LATERAL (
+    SELECT {_SLOT_COLUMNS}, {slot_statements.BOOKABLE_WITH_NOTICE} AS bookable
+    {_SLOT_JOINS}
+    WHERE s.slot_id = $1
+) AS t ON true
 """
 
 # Serialises one owner's holds, so that the per-owner limit and the same-pet overlap check cannot be
@@ -110,11 +125,13 @@ INSERT INTO bookings (
 RETURNING *
 """
 
-# A confirmed hold: its booking (INSERT_BOOKING's columns, $1 the reservation) and the hold marked confirmed,
-# in one round trip (a data-modifying WITH runs whether or not its rows are read). The hold is row-locked
-# by RESERVATION_FOR_UPDATE already, so this cannot race.
+# A confirmed hold in one round trip (a data-modifying WITH runs whether or not its rows are read): its
+# booking (INSERT_BOOKING's columns, $1 the reservation, $6 and $7 the slot's key), the hold marked
+# confirmed (it is row-locked by RESERVATION_FOR_UPDATE already, so this cannot race), and the slot marked
+# full if that was its last place (the slots feature's statement, its rule written there).
 CONFIRM_HOLD = f"""
-WITH confirmed AS (UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1)
+WITH confirmed AS (UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1),
+     full_now AS ({renumbered(slot_statements.MARK_FULL_IF_NO_PLACE_LEFT, {1: 6, 2: 7})})
 {INSERT_BOOKING}"""
 
 # One UPDATE on the composite key (booking_id, created_at): the partition key prunes to one month.
