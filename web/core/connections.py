@@ -132,10 +132,10 @@ async def keep_session_state(connection: asyncpg.Connection) -> None:
 
 def connection_per_request_middleware(app: ASGIApp) -> ASGIApp:
     """ASGI middleware: each HTTP request runs its queries on one connection, held until its response starts."""
-    from piccolo.engine import engine_finder
+    from web.core.sql import app_engine
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        engine = engine_finder()
+        engine = app_engine()
         if scope["type"] != "http" or engine is None or engine.pool is None:
             await app(scope, receive, send)
             return
