@@ -101,25 +101,19 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
         raise DomainError(N_("Only pet owners hold slots for themselves."), status=403)
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
                          N_("You are holding slots too quickly. Wait a moment and try again."))
-    slot = await sql.fetchrow(q.HOLD_TARGET, slot_id, pet_id, owner.user_id)
-    if not slot["own_pet"]:
-        raise NotFound(N_("No such pet."))
-    if slot["slot_id"] is None:
-        raise NotFound(N_("No such slot."))
-    if not slot["bookable"]:
-        # Refused without a transaction; the pet's own overlap is still named first, as inside one (an owner
-        # who double-clicked hears that this pet already holds the time, not that someone took it).
-        if await sql.fetchval(q.PET_IS_BUSY, pet_id, slot["start_time"], slot["end_time"], None, slot["date"]):
-            raise Conflict(PET_ALREADY_BUSY)
-        raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
     async with transaction_as(owner.user_id, reason="hold", lock=(q.OWNER_HOLDS_LOCK, str(owner.user_id))):
-        checks = await sql.fetchrow(q.HOLD_CHECKS, pet_id, slot["start_time"], slot["end_time"], None,
-                                    slot["date"], owner.user_id)
-        if checks["pending_holds"] >= settings.max_active_holds:
+        slot = await sql.fetchrow(q.HOLD_TARGET, slot_id, pet_id, owner.user_id)
+        if not slot["own_pet"]:
+            raise NotFound(N_("No such pet."))
+        if slot["slot_id"] is None:
+            raise NotFound(N_("No such slot."))
+        if slot["pending_holds"] >= settings.max_active_holds:
             raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
                               count=settings.max_active_holds))
-        if checks["pet_busy"]:
+        if slot["pet_busy"]:
             raise Conflict(PET_ALREADY_BUSY)
+        if not slot["bookable"]:
+            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
         reservation = await sql.fetchrow(
             q.HOLD_PLACE, slot_id, slot["date"], places.WITH_NOTICE, owner.user_id, pet_id, slot["service_id"],
             settings.hold_ttl_seconds, _new_lock_token(),

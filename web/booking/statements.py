@@ -34,53 +34,55 @@ _OWN_PET = """EXISTS (SELECT 1 FROM pets p JOIN users u ON u.user_id = p.owner_i
                WHERE p.pet_id = $2 AND p.owner_id = $3 AND u.role = 'owner')"""
 PET_OF_OWNER = "SELECT " + _OWN_PET.replace("$2", "$1").replace("$3", "$2")
 
-# What a hold is about, in one round trip: whether the pet is the owner's (a row even when the slot does not
-# exist, so that the pet is judged first), the slot ($1) with its rules (NULLs when there is no such slot),
-# and whether it is bookable now by the slots feature's own condition (the one TAKE_PLACE guards with).
-# A slot that is not is refused at once, without a transaction: when hundreds race for the last places,
-# the losers cost one read each. The guarded TAKE_PLACE still decides every race among the others.
-HOLD_TARGET = f"""
-SELECT {_OWN_PET} AS own_pet, t.*
-FROM (SELECT 1) AS one
-LEFT JOIN LATERAL (
-    SELECT {_SLOT_COLUMNS}, {slot_statements.BOOKABLE_WITH_NOTICE} AS bookable
-    {_SLOT_JOINS}
-    WHERE s.slot_id = $1
-) AS t ON true
-"""
-
 # Serialises one owner's holds, so that the per-owner limit and the same-pet overlap check cannot be
 # raced by two tabs: the namespace of a transaction-level advisory lock (safe behind PgBouncer) on the
 # owner, taken by ``transaction_as(..., lock=...)`` in the round trip that names the actor.
 OWNER_HOLDS_LOCK = "vetbook:holds"
 
-# Does this pet ($1) already have a hold or a booking whose time overlaps [$2, $3)? $4: a booking to leave
-# out (the one being rescheduled); $5: the new visit's slot date. A slot ends on the clinic-local day it
-# starts (slots_within_one_local_day), so an overlapping visit has its slot date within two days of the new
-# one's, whatever the clinics' time zones: that window lets the partial indexes on (pet_id, slot_date)
-# answer instead of a scan of every bookings partition (partitioned by creation time, unknown here), and
-# prunes the slots it joins to the months of that window.
-_PET_IS_BUSY = f"""EXISTS (
+# Does this pet already have a hold or a booking whose time overlaps [start, end)? ``excluded``: a booking
+# to leave out (the one being rescheduled); ``day``: the new visit's slot date. A slot ends on the
+# clinic-local day it starts (slots_within_one_local_day), so an overlapping visit has its slot date within
+# two days of the new one's, whatever the clinics' time zones: that window lets the partial indexes on
+# (pet_id, slot_date) answer instead of a scan of every bookings partition (partitioned by creation time,
+# unknown here), and prunes the slots it joins to the months of that window.
+def _pet_is_busy(pet: str, start: str, end: str, excluded: str, day: str) -> str:
+    return f"""EXISTS (
     SELECT 1 FROM reservations r JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
-    WHERE r.pet_id = $1 AND r.status = 'pending' AND r.expires_at > now()
-      AND r.slot_date BETWEEN $5::date - 2 AND $5::date + 2 AND s.date BETWEEN $5::date - 2 AND $5::date + 2
-      AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
+    WHERE r.pet_id = {pet} AND r.status = 'pending' AND r.expires_at > now()
+      AND r.slot_date BETWEEN {day} - 2 AND {day} + 2 AND s.date BETWEEN {day} - 2 AND {day} + 2
+      AND tstzrange(s.start_time, s.end_time) && tstzrange({start}, {end})
     UNION ALL
     SELECT 1 FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
-    WHERE b.pet_id = $1 AND b.status IN {state.ACTIVE_SQL}
-      AND b.slot_date BETWEEN $5::date - 2 AND $5::date + 2 AND s.date BETWEEN $5::date - 2 AND $5::date + 2
-      AND b.booking_id IS DISTINCT FROM $4
-      AND tstzrange(s.start_time, s.end_time) && tstzrange($2, $3)
+    WHERE b.pet_id = {pet} AND b.status IN {state.ACTIVE_SQL}
+      AND b.slot_date BETWEEN {day} - 2 AND {day} + 2 AND s.date BETWEEN {day} - 2 AND {day} + 2
+      AND b.booking_id IS DISTINCT FROM {excluded}
+      AND tstzrange(s.start_time, s.end_time) && tstzrange({start}, {end})
 )"""
-PET_IS_BUSY = "SELECT " + _PET_IS_BUSY
 
-# A hold's two checks, after the owner's lock (so that the owner's other holds are all visible): how many
-# holds the owner ($6) has that still count, and whether the pet is busy then. The database's clock decides
-# whether a hold still counts (expires_at > now()), as everywhere a hold's expiry is checked.
-HOLD_CHECKS = f"""
-SELECT (SELECT count(*) FROM reservations WHERE user_id = $6 AND status = 'pending' AND expires_at > now())
+
+# $1 pet, [$2, $3) the time, $4 the booking to leave out, $5 the slot date.
+PET_IS_BUSY = "SELECT " + _pet_is_busy("$1", "$2", "$3", "$4", "$5::date")
+
+# Everything a hold decides on, in one round trip after the owner's lock (so that the owner's other holds
+# are all visible): whether the pet ($2) is the owner's ($3) (a row even when the slot does not exist, so
+# that the pet is judged first); the slot ($1) with its rules (NULLs when there is no such slot) and whether
+# it is bookable now by the slots feature's own condition (the one TAKE_PLACE guards with: a slot that is
+# not is refused before anything is written, and when hundreds race for the last places the losers stop
+# here); how many holds the owner has that still count (by the database's clock, as everywhere a hold's
+# expiry is checked); and whether the pet is busy then. The guarded TAKE_PLACE still decides every race.
+HOLD_TARGET = f"""
+WITH t AS (
+    SELECT {_SLOT_COLUMNS}, {slot_statements.BOOKABLE_WITH_NOTICE} AS bookable
+    {_SLOT_JOINS}
+    WHERE s.slot_id = $1
+)
+SELECT {_OWN_PET} AS own_pet, t.*,
+       (SELECT count(*) FROM reservations WHERE user_id = $3 AND status = 'pending' AND expires_at > now())
            AS pending_holds,
-       {_PET_IS_BUSY} AS pet_busy
+       t.slot_id IS NOT NULL AND {_pet_is_busy("$2", "t.start_time", "t.end_time", "NULL::uuid", "t.date")}
+           AS pet_busy
+FROM (SELECT 1) AS one
+LEFT JOIN t ON true
 """
 
 # A hold in one round trip: the slots feature's guarded TAKE_PLACE ($1 slot, $2 its date, $3 with notice;
