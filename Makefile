@@ -76,6 +76,10 @@ messages: venv
 compile-messages: venv
 	$(BIN)/pybabel compile -d $(TRANSLATIONS) --statistics
 
-## Benchmarks (figures and ratios against a baseline; see bench/README.md)
+## Benchmarks (figures and ratios against a baseline; see bench/README.md and docs/performance.md). Default
+## sizes take a few minutes on the 2-core machine; JSON reports land in bench/results/ (git-ignored).
 bench: venv
 	$(BIN)/python bench/slot_search.py
+	$(BIN)/python bench/live_updates.py
+	$(BIN)/python bench/booking_throughput.py
+	$(BIN)/python bench/read_paths.py

@@ -3,7 +3,7 @@ events (``GET /live/clinics/{clinic}/days/{date}?topics=slots``) of a real ``vet
 N pages open against a baseline of one page, and how many database connections the process spends on
 LISTEN (the design: one per process, whatever N). Reports figures and the ratio; asserts nothing.
 
-    .venv/bin/python bench/live_updates.py [--pages 100] [--changes 30] [--spacing-ms 300]
+    .venv/bin/python bench/live_updates.py [--pages 100] [--changes 30] [--spacing-ms 300] [--json PATH]
 
 Latency of one change on one page = the moment its next ``slots-changed`` event was read off the stream
 minus the moment just before the COMMIT of the ``UPDATE slots`` on a separate asyncpg connection (both on
@@ -12,7 +12,8 @@ exactly one event per change. The streams are read by this process, which shares
 and PostgreSQL, so the figures include its own scheduling of N readers.
 
 Starts its own throw-away PostgreSQL (embedded, durability off) and app process in a temporary folder,
-contacts only 127.0.0.1, and stops both.
+contacts only 127.0.0.1, and stops both. Prints a table and the JSON report, and writes the JSON to ``--json``
+(default bench/results/live_updates.json, git-ignored), with the machine's load average before the run.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import machine_load, print_table, write_json  # noqa: E402
 
 from web.core.embedded_postgres import LocalPostgres, free_port  # noqa: E402
 
@@ -267,14 +270,16 @@ async def measure(url: str, base_url: str, args: argparse.Namespace) -> dict:
 
 
 def print_figures(report: dict) -> None:
-    print(f"live updates of one clinic day ({report['day']}), changes {report['spacing_ms']} ms apart")
-    for label, figures in (("1 page", report["baseline_one_page"]), (f"{report['many_pages']['pages']} pages",
-                                                                      report["many_pages"])):
-        print(f"  {label:>9}: p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms; "
-              f"events {figures['events_delivered']}/{figures['events_expected']} "
-              f"(never announced {figures['changes_never_announced']}, late {figures['announced_after_the_next_change']}); "
-              f"LISTEN connections {figures['listen_connections']} of {figures['app_db_connections']} app connections; "
-              f"streams opened in {figures['open_all_streams_s']} s")
+    load = report["machine_load_before"]
+    print_table(f"live updates of one clinic day ({report['day']}), changes {report['spacing_ms']} ms apart; "
+                f"load average before: {load['loadavg_1m']} / {load['loadavg_5m']} / {load['loadavg_15m']}",
+                ["", "p50 ms", "p95 ms", "max ms", "events", "never announced", "late", "LISTEN conns",
+                 "app conns", "opened in s"],
+                [[label, f["p50_ms"], f["p95_ms"], f["max_ms"], f"{f['events_delivered']}/{f['events_expected']}",
+                  f["changes_never_announced"], f["announced_after_the_next_change"], f["listen_connections"],
+                  f["app_db_connections"], f["open_all_streams_s"]]
+                 for label, f in (("1 page", report["baseline_one_page"]),
+                                  (f"{report['many_pages']['pages']} pages", report["many_pages"]))])
     print(f"  p95 ratio {report['many_pages']['pages']} pages / 1 page: {report['p95_ratio_many_vs_one']}×")
 
 
@@ -284,7 +289,9 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30, help="committed changes per run")
     parser.add_argument("--spacing-ms", type=int, default=300, help="time between changes (no coalescing)")
     parser.add_argument("--slots-per-day", type=int, default=16)
+    parser.add_argument("--json", help="where to write the JSON report (default bench/results/live_updates.json)")
     args = parser.parse_args()
+    load = machine_load()
 
     with tempfile.TemporaryDirectory(prefix="vetbook-bench-") as folder:
         server = LocalPostgres(Path(folder), fast=True)
@@ -302,8 +309,10 @@ def main() -> None:
             if app is not None:
                 stop_app(app)
             server.destroy()
+    report = {"benchmark": "live_updates", "machine_load_before": load, **report}
     print_figures(report)
     print(json.dumps(report))
+    print(f"JSON: {write_json(report, args.json, 'live_updates')}")
 
 
 async def _seed(url: str, slots_per_day: int) -> tuple[object, date, object]:

@@ -2,7 +2,10 @@
 in the same process on the same data with index scans turned off (what the query costs without the
 design's indexes). Reports figures and the ratio; asserts nothing.
 
-    .venv/bin/python bench/slot_search.py [--slots-per-day 40] [--days 120] [--queries 2000]
+    .venv/bin/python bench/slot_search.py [--slots-per-day 40] [--days 120] [--queries 2000] [--json PATH]
+
+Prints a table and the JSON report, and writes the JSON to ``--json`` (default bench/results/slot_search.json,
+git-ignored), with the machine's load average before the run.
 
 Starts its own throw-away PostgreSQL (embedded, durability off) in a temporary folder and stops it.
 """
@@ -25,6 +28,8 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import machine_load, print_table, write_json  # noqa: E402
 
 from web.core.embedded_postgres import LocalPostgres  # noqa: E402
 from web.slots.statements import SEARCH_SLOTS  # noqa: E402
@@ -114,8 +119,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--slots-per-day", type=int, default=40)
     parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--json", help="where to write the JSON report (default bench/results/slot_search.json)")
     args = parser.parse_args()
 
+    load = machine_load()
     with tempfile.TemporaryDirectory(prefix="vetbook-bench-") as folder:
         server = LocalPostgres(Path(folder), fast=True)
         url = server.start()
@@ -125,7 +132,16 @@ def main() -> None:
             report = asyncio.run(measure(url, args))
         finally:
             server.destroy()
+    report = {"benchmark": "slot_search", "machine_load_before": load, **report}
+    indexed, baseline = report["with_design_indexes_and_partition_pruning"], report["baseline_without_index_scans"]
+    print_table(f"slot search (3.3.1), {report['slots']:,} slots; load average before: {load['loadavg_1m']} / "
+                f"{load['loadavg_5m']} / {load['loadavg_15m']}",
+                ["", "queries", "p50 ms", "p95 ms", "p99 ms", "queries/s"],
+                [[label, f["queries"], f["p50_ms"], f["p95_ms"], f["p99_ms"], f["qps"]]
+                 for label, f in (("design indexes + pruning", indexed), ("baseline: no index scans", baseline))])
+    print(f"  speed-up at p50: {report['speedup_p50']}×\n")
     print(json.dumps(report, indent=2))
+    print(f"JSON: {write_json(report, args.json, 'slot_search')}")
 
 
 if __name__ == "__main__":
