@@ -45,7 +45,9 @@ async def expected_service_rows(db: asyncpg.Connection, clinic_id) -> list[Servi
 
 async def test_home_lists_every_clinic_with_its_local_time_zone(page: Page, live_db: asyncpg.Connection):
     clinics = await clinics_in_database(live_db)
-    assert {clinic["timezone"] for clinic in clinics} == set(ZONE_NAMES), "the demo covers the three zones"
+    # Other tests add clinics of their own to the shared database (the desk's day picks a zone where it is
+    # daytime now, e.g. Europe/London in the Indonesian night): the demo's three zones are among them.
+    assert set(ZONE_NAMES) <= {clinic["timezone"] for clinic in clinics}, "the demo covers the three zones"
 
     home = HomePage(page)
     await home.reset()
@@ -56,7 +58,8 @@ async def test_home_lists_every_clinic_with_its_local_time_zone(page: Page, live
         card = home.card_of(clinic["clinic_id"])
         assert await card.read_name() == clinic["name"]
         shown_zone_names = set(ZONE_NAME_PATTERN.findall(await card.read_timezone()))
-        assert shown_zone_names == {ZONE_NAMES[clinic["timezone"]]}, clinic["name"]
+        expected = {ZONE_NAMES[clinic["timezone"]]} if clinic["timezone"] in ZONE_NAMES else set()
+        assert shown_zone_names == expected, clinic["name"]
 
 
 async def test_show_services_loads_the_table_in_place_with_htmx(
