@@ -517,7 +517,7 @@ async def read_statements(conn, per: int, top: int = 10) -> dict:
     planning is timed when ``track_planning`` is on)."""
     rows = await conn.fetch(
         """
-        SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, total_exec_time, total_plan_time, rows
+        SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query, calls, plans, total_exec_time, total_plan_time, rows
         FROM pg_stat_statements
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND query NOT ILIKE '%pg_stat_statements%'
@@ -528,7 +528,8 @@ async def read_statements(conn, per: int, top: int = 10) -> dict:
     plan_ms = sum(row["total_plan_time"] for row in rows)
 
     def line(row) -> dict:
-        return {"query": row["query"][:160], "calls": row["calls"],
+        # plans < calls when a cached (generic) plan is reused; equal when every call is planned again.
+        return {"query": row["query"][:160], "calls": row["calls"], "plans": row["plans"],
                 "per_unit": round(row["calls"] / per, 2) if per else None,
                 "total_ms": round(row["total_exec_time"], 1),
                 "mean_ms": round(row["total_exec_time"] / row["calls"], 3) if row["calls"] else None,

@@ -53,6 +53,29 @@ async def test_confirming_a_hold_twice_makes_one_booking(own_database, conn, cli
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
 
 
+async def test_a_wrong_token_or_another_owner_confirms_nothing(own_database, conn, client) -> None:
+    scene = await clinic_scene(conn)
+    person, stranger = await owner(conn), await owner(conn)
+    contested = await slot(conn, scene, capacity=1)
+    held = await hold_over_api(client, person, contested["slot_id"])
+    before = await snapshot(conn)
+
+    wrong = await confirm_over_api(client, person, held | {"lock_token": held["lock_token"][:-1]})
+    same_length = await confirm_over_api(client, person, held | {"lock_token": "x" * len(held["lock_token"])})
+    foreign = await confirm_over_api(client, stranger, held)
+
+    assert (wrong.status_code, wrong.json()["detail"]) == (409, "This hold's token does not match.")
+    assert (same_length.status_code, same_length.json()["detail"]) == (409, "This hold's token does not match.")
+    assert (foreign.status_code, foreign.json()["detail"]) == (404, "No such hold.")
+    assert await snapshot(conn) == before
+    assert await conn.fetchval("SELECT status FROM reservations WHERE reservation_id = $1",
+                               held["reservation_id"]) == "pending"
+    # The hold is still the owner's to confirm, and the last place becomes a full slot.
+    confirmed = await confirm_over_api(client, person, held)
+    assert confirmed.status_code == 201, confirmed.text
+    assert (await slot_row(conn, contested["slot_id"]))["status"] == "booked"
+
+
 async def test_releasing_a_hold_twice_returns_its_place_once(own_database, conn, client) -> None:
     scene = await clinic_scene(conn)
     person = await owner(conn)

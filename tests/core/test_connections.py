@@ -61,6 +61,29 @@ async def test_a_hold_runs_every_statement_on_one_session_without_resets(stateme
     assert await conn.fetchval("SELECT remaining FROM slots WHERE slot_id = $1", free["slot_id"]) == 2
 
 
+async def test_a_booking_takes_eight_statements_on_the_app_pool(statement_log, conn, client) -> None:
+    # The round trips of the hot path (issue 12): hold = session, rate limit, BEGIN, actor and owner lock,
+    # the hold, COMMIT; confirm = session, the confirm (one statement: its own transaction).
+    scene = await clinic_scene(conn)
+    person = await owner(conn)
+    free = await slot(conn, scene, capacity=3)
+    start = len(statement_log.entries)
+
+    held = await client.post("/api/v1/reservations", headers=person.headers,
+                             json={"slot_id": str(free["slot_id"]), "pet_id": str(person.pet["pet_id"])})
+    after_hold = len(statement_log.entries)
+    confirmed = await client.post(f"/api/v1/reservations/{held.json()['reservation_id']}/confirm",
+                                  headers=person.headers, json={"lock_token": held.json()["lock_token"]})
+
+    assert (held.status_code, confirmed.status_code) == (201, 201), confirmed.text
+    hold_statements = [query for _, query in statement_log.entries[start:after_hold]]
+    confirm_statements = [query for _, query in statement_log.entries[after_hold:]]
+    assert len(hold_statements) == 6, hold_statements
+    assert len(confirm_statements) == 2, confirm_statements
+    assert await conn.fetchval("SELECT count(*) FROM bookings WHERE reservation_id = $1",
+                               held.json()["reservation_id"]) == 1
+
+
 async def test_queries_and_transactions_in_one_block_share_the_connection(statement_log) -> None:
     async with one_connection(engine_finder()):
         by_piccolo = (await User.raw("SELECT pg_backend_pid() AS pid"))[0]["pid"]

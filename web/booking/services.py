@@ -22,7 +22,7 @@ from web.booking import state
 from web.booking import statements as q
 from web.booking.tables import Reservation
 from web.core import rate_limit, sql
-from web.core.audit import transaction_as
+from web.core.audit import actor_values, transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
 from web.core.messages import N_
 from web.payments import ledger
@@ -102,25 +102,22 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
                          N_("You are holding slots too quickly. Wait a moment and try again."))
     async with transaction_as(owner.user_id, reason="hold", lock=(q.OWNER_HOLDS_LOCK, str(owner.user_id))):
-        slot = await sql.fetchrow(q.HOLD_TARGET, slot_id, pet_id, owner.user_id)
-        if not slot["own_pet"]:
-            raise NotFound(N_("No such pet."))
-        if slot["slot_id"] is None:
-            raise NotFound(N_("No such slot."))
-        if slot["pending_holds"] >= settings.max_active_holds:
-            raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
-                              count=settings.max_active_holds))
-        if slot["pet_busy"]:
-            raise Conflict(PET_ALREADY_BUSY)
-        if not slot["bookable"]:
-            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
-        reservation = await sql.fetchrow(
-            q.HOLD_PLACE, slot_id, slot["date"], places.WITH_NOTICE, owner.user_id, pet_id, slot["service_id"],
-            settings.hold_ttl_seconds, _new_lock_token(),
-        )
-        if reservation is None:
-            raise SlotUnavailable(_why_slot_cannot_be_held(slot, _now()))
-    return dict(reservation)
+        held = await sql.fetchrow(q.HOLD, slot_id, pet_id, owner.user_id, places.WITH_NOTICE,
+                                  settings.max_active_holds, settings.hold_ttl_seconds, _new_lock_token())
+    if held["reservation_id"] is not None:
+        return {"reservation_id": held["reservation_id"], "lock_token": held["lock_token"],
+                "expires_at": held["expires_at"], "slot_id": held["slot_id"], "status": held["hold_status"]}
+    # Nothing was written: say why, judged in the order the rules are told.
+    if not held["own_pet"]:
+        raise NotFound(N_("No such pet."))
+    if held["slot_id"] is None:
+        raise NotFound(N_("No such slot."))
+    if held["pending_holds"] >= settings.max_active_holds:
+        raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
+                          count=settings.max_active_holds))
+    if held["pet_busy"]:
+        raise Conflict(PET_ALREADY_BUSY)
+    raise SlotUnavailable(_why_slot_cannot_be_held(held, _now()))
 
 
 async def release(owner: CurrentUser, reservation_id: UUID) -> None:
@@ -146,41 +143,32 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
     settings = get_settings()
     if notes is not None and len(notes) > 2000:
         raise InvalidInput({"notes": N_("Use at most 2000 characters.")})
-    expired = False
+    # One statement, so its own transaction, with the actor named inside it (see q.CONFIRM).
+    confirmed = await sql.fetchrow(
+        q.CONFIRM, reservation_id, owner.user_id, lock_token or "", (notes or "").strip() or None, source,
+        settings.payment_ttl_minutes, *actor_values(owner.user_id, "confirm"))
+    if confirmed is None:
+        raise NotFound(N_("No such hold."))
+    if confirmed["booking_id"] is not None:
+        # With the visit's times: what the API answers, without reading the booking again.
+        booking = dict(confirmed)
+        for verdict in ("hold_status", "is_expired", "token_matches"):
+            del booking[verdict]
+        return booking
+    if not confirmed["token_matches"]:
+        raise Conflict(N_("This hold's token does not match."))
+    status = confirmed["hold_status"]
+    if status == state.HOLD_CONFIRMED:
+        raise Conflict(N_("This hold is already confirmed."))
+    if status != state.HOLD_PENDING:
+        raise (Gone if status == state.HOLD_EXPIRED else Conflict)(
+            HOLD_IS_OVER.get(status, N_("This hold is no longer pending.")))
+    # Pending but past its expiry: hand the place back now (the expiry job would do it a moment later).
     async with transaction_as(owner.user_id, reason="confirm"):
-        reservation = await sql.fetchrow(q.RESERVATION_FOR_UPDATE, reservation_id, owner.user_id)
-        if reservation is None:
-            raise NotFound(N_("No such hold."))
-        if not secrets.compare_digest(reservation["lock_token"], lock_token or ""):
-            raise Conflict(N_("This hold's token does not match."))
-        if reservation["status"] == "confirmed":
-            raise Conflict(N_("This hold is already confirmed."))
-        if reservation["status"] != "pending":
-            raise (Gone if reservation["status"] == "expired" else Conflict)(
-                HOLD_IS_OVER.get(reservation["status"], N_("This hold is no longer pending.")))
-        if reservation["is_expired"]:
-            # Hand the place back now (the expiry job would do it a moment later) and say so after commit.
-            await Reservation.update({Reservation.status: "expired"}).where(
-                (Reservation.reservation_id == reservation_id) & (Reservation.status == state.HOLD_PENDING))
-            await places.give_back(reservation["slot_id"], reservation["slot_date"])
-            expired = True
-        else:
-            slot = reservation
-            price = Decimal(slot["price"] or 0)
-            free = price == 0
-            booking = await sql.fetchrow(
-                q.CONFIRM_HOLD,
-                reservation_id, owner.user_id, reservation["pet_id"], slot["clinic_id"], slot["service_id"],
-                slot["slot_id"], slot["date"], slot["staff_id"],
-                state.CONFIRMED if free else state.PENDING_PAYMENT, "paid" if free else "pending",
-                price, Decimal(0), price, slot["currency"], (notes or "").strip() or None, source,
-                None if free else min(_now() + timedelta(minutes=settings.payment_ttl_minutes), slot["start_time"]),
-                None, None, None,
-            )
-    if expired:
-        raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
-    # With the visit's times: what the API answers, without reading the booking again.
-    return dict(booking) | {"start_time": slot["start_time"], "end_time": slot["end_time"]}
+        expired = await sql.fetchrow(q.EXPIRE_HOLD, reservation_id)
+        if expired is not None:
+            await places.give_back(expired["slot_id"], expired["slot_date"])
+    raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
 
 
 # ------------------------------------------------------------------ bookings

@@ -135,6 +135,8 @@ def no_show_possible_later(booking: Any, now: datetime) -> bool:
 
 
 HOLD_PENDING = "pending"
+HOLD_CONFIRMED = "confirmed"
+HOLD_EXPIRED = "expired"
 # Given back by its owner (or by the clinic blocking the slot), as opposed to expired.
 HOLD_RELEASED = "cancelled"
 

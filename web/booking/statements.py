@@ -1,21 +1,15 @@
 """The booking engine's SQL that Piccolo cannot express: guarded UPDATEs whose WHERE clause *is* the rule,
-row locks, and set-based expiry. Each statement is used inside one transaction by web/booking/services.py.
-A slot's places change through web/slots/places.py, or through the slots feature's own statements run as a
-step of one of these (``HOLD_PLACE``, ``CONFIRM_HOLD``); a payment's record through web/payments/ledger.py.
+row locks, and set-based expiry. Each statement is used inside one transaction by web/booking/services.py
+(or is one: ``CONFIRM``). A slot's places change through web/slots/places.py, or through the slots
+feature's own statements run as a step of one of these (``HOLD``, ``CONFIRM``); a payment's record through
+web/payments/ledger.py.
 
 Every statement that touches a slot names its partition key (``date``) so PostgreSQL prunes to one month.
 """
 
-import re
-
 from web.booking import state
+from web.core import audit
 from web.slots import statements as slot_statements
-
-
-def renumbered(statement: str, positions: dict[int, int]) -> str:
-    """``statement`` with its parameters moved ($1 -> $6 …), to run as a step of a larger statement."""
-    return re.sub(r"\$(\d+)\b", lambda match: f"${positions.get(int(match[1]), int(match[1]))}", statement)
-
 
 # A slot with its price (the slot's, else its service's) and its clinic's rules: a three-table join.
 _SLOT_COLUMNS = """s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time, s.status,
@@ -63,37 +57,41 @@ def _pet_is_busy(pet: str, start: str, end: str, excluded: str, day: str) -> str
 # $1 pet, [$2, $3) the time, $4 the booking to leave out, $5 the slot date.
 PET_IS_BUSY = "SELECT " + _pet_is_busy("$1", "$2", "$3", "$4", "$5::date")
 
-# Everything a hold decides on, in one round trip after the owner's lock (so that the owner's other holds
-# are all visible): whether the pet ($2) is the owner's ($3) (a row even when the slot does not exist, so
-# that the pet is judged first); the slot ($1) with its rules (NULLs when there is no such slot) and whether
-# it is bookable now by the slots feature's own condition (the one TAKE_PLACE guards with: a slot that is
-# not is refused before anything is written, and when hundreds race for the last places the losers stop
-# here); how many holds the owner has that still count (by the database's clock, as everywhere a hold's
-# expiry is checked); and whether the pet is busy then. The guarded TAKE_PLACE still decides every race.
-HOLD_TARGET = f"""
+# A hold in one statement, after the owner's lock (so that the owner's other holds are all visible). First
+# ``verdict``, everything a hold decides on: whether the pet ($2) is the owner's ($3) (a row even when the
+# slot does not exist, so that the pet is judged first); the slot ($1) with its rules (NULLs when there is no
+# such slot) and whether it is bookable now by the slots feature's own condition; how many holds the owner
+# has that still count (by the database's clock, as everywhere a hold's expiry is checked); whether the pet
+# is busy then. Then, only when the owner's rules pass ($5: the most holds at once), the slots feature's
+# guarded take of a place ($4: with the clinic's notice), which decides every race, and the reservation for
+# it, whose expiry the database's clock computes (now() + $6 seconds). The verdict comes back in every case,
+# the reservation's columns only when a place was taken: the service says why from the verdict otherwise.
+HOLD = f"""
 WITH t AS (
     SELECT {_SLOT_COLUMNS}, {slot_statements.BOOKABLE_WITH_NOTICE} AS bookable
     {_SLOT_JOINS}
     WHERE s.slot_id = $1
+),
+verdict AS MATERIALIZED (
+    SELECT {_OWN_PET} AS own_pet, t.*,
+           (SELECT count(*) FROM reservations WHERE user_id = $3 AND status = 'pending' AND expires_at > now())
+               AS pending_holds,
+           t.slot_id IS NOT NULL AND {_pet_is_busy("$2", "t.start_time", "t.end_time", "NULL::uuid", "t.date")}
+               AS pet_busy
+    FROM (SELECT 1) AS one
+    LEFT JOIN t ON true
+),
+taken AS ({slot_statements.take_place_where(
+    "$1", "(SELECT date FROM verdict)", "$4",
+    only_if="(SELECT own_pet AND pending_holds < $5 AND NOT pet_busy FROM verdict)")}),
+placed AS (
+    INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
+    SELECT $3, $2, taken.slot_id, verdict.date, verdict.service_id, now() + make_interval(secs => $6), $7
+    FROM taken, verdict
+    RETURNING reservation_id, lock_token, expires_at, status
 )
-SELECT {_OWN_PET} AS own_pet, t.*,
-       (SELECT count(*) FROM reservations WHERE user_id = $3 AND status = 'pending' AND expires_at > now())
-           AS pending_holds,
-       t.slot_id IS NOT NULL AND {_pet_is_busy("$2", "t.start_time", "t.end_time", "NULL::uuid", "t.date")}
-           AS pet_busy
-FROM (SELECT 1) AS one
-LEFT JOIN t ON true
-"""
-
-# A hold in one round trip: the slots feature's guarded TAKE_PLACE ($1 slot, $2 its date, $3 with notice;
-# its rule stays in web/slots/statements.py) and, only when it took a place, the reservation of the owner
-# ($4) for the pet ($5) of the service ($6), whose expiry the database's clock computes (now() + $7 seconds),
-# the same clock that expires it. No row back: the slot could not be held, and nothing was written.
-HOLD_PLACE = f"""
-WITH taken AS ({slot_statements.TAKE_PLACE})
-INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-SELECT $4, $5, taken.slot_id, $2, $6, now() + make_interval(secs => $7), $8 FROM taken
-RETURNING reservation_id, lock_token, expires_at, slot_id, status
+SELECT verdict.*, placed.reservation_id, placed.lock_token, placed.expires_at, placed.status AS hold_status
+FROM verdict LEFT JOIN placed ON true
 """
 
 # Guarded: only the owner's own pending hold is released; RETURNING says which slot gets its place back.
@@ -101,20 +99,6 @@ RELEASE_RESERVATION = """
 UPDATE reservations SET status = 'cancelled'
 WHERE reservation_id = $1 AND user_id = $2 AND status = 'pending'
 RETURNING slot_id, slot_date
-"""
-
-# Row-locked, with the database's verdict on expiry (expires_at <= now()) and the slot it holds with the
-# slot's price, found by its partition key (the hold's slot_date): one round trip, one partition.
-RESERVATION_FOR_UPDATE = """
-SELECT r.reservation_id, r.user_id, r.pet_id, r.slot_date, r.status, r.lock_token,
-       r.expires_at, r.expires_at <= now() AS is_expired,
-       s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time,
-       COALESCE(s.price, sv.price) AS price, sv.currency
-FROM reservations r
-JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
-JOIN services sv ON sv.service_id = s.service_id
-WHERE r.reservation_id = $1 AND r.user_id = $2
-FOR UPDATE OF r
 """
 
 # All twenty columns set from the engine's terms; RETURNING * hands the row (with its generated code) back.
@@ -127,14 +111,66 @@ INSERT INTO bookings (
 RETURNING *
 """
 
-# A confirmed hold in one round trip (a data-modifying WITH runs whether or not its rows are read): its
-# booking (INSERT_BOOKING's columns, $1 the reservation, $6 and $7 the slot's key), the hold marked
-# confirmed (it is row-locked by RESERVATION_FOR_UPDATE already, so this cannot race), and the slot marked
-# full if that was its last place (the slots feature's statement, its rule written there).
-CONFIRM_HOLD = f"""
-WITH confirmed AS (UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1),
-     full_now AS ({renumbered(slot_statements.MARK_FULL_IF_NO_PLACE_LEFT, {1: 6, 2: 7})})
-{INSERT_BOOKING}"""
+# A confirm in one statement, so its own transaction: the actor named for the history trigger ($7 user, $8
+# reason, $9 metadata: evaluated before any row changes, since every change below reads ``hold``); the
+# owner's ($2) hold ($1) row-locked, with its slot by the hold's partition key, the database's verdict on
+# expiry, and whether the token ($3) matches (compared as SHA-256 digests, so the comparison's time says
+# nothing about the token). Only a pending, unexpired hold with its token is confirmed: its booking
+# (INSERT_BOOKING's columns) priced from the slot or its service, a free one confirmed and paid at once,
+# otherwise waiting for payment until now() + $6 minutes or the visit's start, whichever is first ($4 notes,
+# $5 source); the slot marked full if that was its last place (the slots feature's statement). Returns the
+# hold's verdict (no row: no such hold of this owner), and the booking's columns when it was confirmed.
+def _confirm() -> str:
+    free = "h.price = 0"
+    return f"""
+WITH actor AS MATERIALIZED (SELECT {audit.actor_settings("$7", "$8", "$9")}),
+hold AS MATERIALIZED (
+    SELECT r.reservation_id, r.user_id, r.pet_id, r.status AS hold_status, r.expires_at <= now() AS is_expired,
+           sha256(convert_to(r.lock_token, 'UTF8')) = sha256(convert_to($3::text, 'UTF8')) AS token_matches,
+           s.slot_id, s.date, s.clinic_id, s.service_id, s.staff_id, s.start_time, s.end_time,
+           COALESCE(s.price, sv.price, 0) AS price, sv.currency
+    FROM actor, reservations r
+    JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
+    JOIN services sv ON sv.service_id = s.service_id
+    WHERE r.reservation_id = $1 AND r.user_id = $2
+    FOR UPDATE OF r
+),
+confirmed AS (
+    UPDATE reservations SET status = '{state.HOLD_CONFIRMED}' FROM hold h
+    WHERE reservations.reservation_id = h.reservation_id
+      AND h.hold_status = '{state.HOLD_PENDING}' AND NOT h.is_expired AND h.token_matches
+    RETURNING h.*
+),
+full_now AS ({slot_statements.mark_full_where("(SELECT slot_id FROM confirmed)", "(SELECT date FROM confirmed)")}),
+booked AS (
+    INSERT INTO bookings (
+        reservation_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id,
+        status, payment_status, total_amount, discount_amount, final_amount, currency, notes,
+        booking_source, payment_due_at, payment_id, rescheduled_from_booking_id, rescheduled_from_created_at
+    )
+    SELECT h.reservation_id, h.user_id, h.pet_id, h.clinic_id, h.service_id, h.slot_id, h.date, h.staff_id,
+           CASE WHEN {free} THEN '{state.CONFIRMED}' ELSE '{state.PENDING_PAYMENT}' END,
+           CASE WHEN {free} THEN 'paid' ELSE 'pending' END,
+           h.price, 0, h.price, h.currency, $4, $5,
+           CASE WHEN {free} THEN NULL ELSE least(now() + make_interval(mins => $6), h.start_time) END,
+           NULL, NULL, NULL
+    FROM confirmed h
+    RETURNING *
+)
+SELECT hold.hold_status, hold.is_expired, hold.token_matches, hold.start_time, hold.end_time, booked.*
+FROM hold LEFT JOIN booked ON true
+"""
+
+
+CONFIRM = _confirm()
+
+# A hold found expired at its confirm: marked so (guarded: only while still pending), with its slot's key
+# to give the place back.
+EXPIRE_HOLD = f"""
+UPDATE reservations SET status = '{state.HOLD_EXPIRED}'
+WHERE reservation_id = $1 AND status = '{state.HOLD_PENDING}' AND expires_at <= now()
+RETURNING slot_id, slot_date
+"""
 
 # One UPDATE on the composite key (booking_id, created_at): the partition key prunes to one month.
 CANCEL_BOOKING = """

@@ -13,14 +13,25 @@ from uuid import UUID
 
 from piccolo.engine import engine_finder
 
+
+def actor_settings(user: str, reason: str, metadata: str) -> str:
+    """The set_config calls that name the actor, with their values at the given SQL positions ($1 …)."""
+    return (f"set_config('app.user_id', {user}, true), set_config('app.change_reason', {reason}, true), "
+            f"set_config('app.change_metadata', {metadata}, true)")
+
+
+def actor_values(actor_id: UUID | None, reason: str | None = None, metadata: dict | None = None) -> tuple[str, str, str]:
+    """The values for ``actor_settings``: '' stands for "unknown" (the system)."""
+    return (str(actor_id) if actor_id else "", reason or "", json.dumps(metadata) if metadata else "")
+
+
 # With the actor, the transaction's statements are planned once per connection (a generic plan) instead of
 # at every execution. Planning a statement over the monthly partitions of slots and bookings costs more than
 # running it (15 ms against 0.4 ms for a hold's checks at 59 partitions, empty tables included): PostgreSQL
 # keeps re-planning because a custom plan's estimate leaves planning out. The commands' statements look rows
 # up by key, so a generic plan with run-time partition pruning is as good. Transaction-local like the rest.
-_NAME_THE_ACTOR = ("SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', $2, true), "
-                   "set_config('app.change_metadata', $3, true), "
-                   "set_config('plan_cache_mode', 'force_generic_plan', true)")
+_NAME_THE_ACTOR = ("SELECT " + actor_settings("$1", "$2", "$3")
+                   + ", set_config('plan_cache_mode', 'force_generic_plan', true)")
 # The same round trip can take a transaction-level advisory lock on (namespace, key).
 _NAME_THE_ACTOR_AND_LOCK = _NAME_THE_ACTOR + ", pg_advisory_xact_lock(hashtext($4), hashtext($5))"
 
@@ -36,7 +47,7 @@ async def transaction_as(
     advisory lock, in the same round trip."""
     engine = engine_finder()
     async with engine.transaction() as transaction:
-        actor = (str(actor_id) if actor_id else "", reason or "", json.dumps(metadata) if metadata else "")
+        actor = actor_values(actor_id, reason, metadata)
         if lock is None:
             await transaction.connection.execute(_NAME_THE_ACTOR, *actor)
         else:

@@ -20,14 +20,21 @@ BOOKABLE_AT_DESK = """(s.status = 'available' AND s.remaining > 0 AND s.start_ti
 
 # The guard and the decrement are one statement, so two buyers can never both take the last place (the row
 # lock makes the second wait, then re-check remaining > 0).
-TAKE_PLACE = f"""
+def take_place_where(slot: str, day: str, with_notice: str, only_if: str = "true") -> str:
+    """The guarded take of one place, on the slot and date given as SQL expressions (parameters, or values a
+    larger statement computed), taken only when ``only_if`` holds too (the caller's own rules)."""
+    return f"""
 UPDATE slots s
 SET remaining = s.remaining - 1, version = s.version + 1
 FROM clinics c
-WHERE s.slot_id = $1 AND s.date = $2 AND c.clinic_id = s.clinic_id
-  AND CASE WHEN $3::boolean THEN {BOOKABLE_WITH_NOTICE} ELSE {BOOKABLE_AT_DESK} END
+WHERE s.slot_id = {slot} AND s.date = {day} AND c.clinic_id = s.clinic_id
+  AND CASE WHEN {with_notice}::boolean THEN {BOOKABLE_WITH_NOTICE} ELSE {BOOKABLE_AT_DESK} END
+  AND {only_if}
 RETURNING s.slot_id, s.remaining
 """
+
+
+TAKE_PLACE = take_place_where("$1", "$2", "$3")
 
 # A slot given places back: one staff blocked ('maintenance', 'unavailable') stays blocked; only a slot that
 # was full ('booked') becomes available again. The one rule of both statements below.
@@ -61,10 +68,15 @@ RETURNING s.slot_id, l.places
 """
 
 # The last place taken by a booking: the slot reads as full.
-MARK_FULL_IF_NO_PLACE_LEFT = """
+def mark_full_where(slot: str, day: str) -> str:
+    """The slot (given as SQL expressions) reads 'booked' when its last place is gone."""
+    return f"""
 UPDATE slots SET status = 'booked', version = version + 1
-WHERE slot_id = $1 AND date = $2 AND remaining = 0 AND status = 'available'
+WHERE slot_id = {slot} AND date = {day} AND remaining = 0 AND status = 'available'
 """
+
+
+MARK_FULL_IF_NO_PLACE_LEFT = mark_full_where("$1", "$2")
 
 
 
