@@ -151,8 +151,10 @@ def assert_no_foreign_amount(text: str) -> None:
 async def test_a_manager_never_sees_another_clinics_figures(world: dict, client: httpx.AsyncClient) -> None:
     today = world["today"]
     first = today - timedelta(days=9)
-    report = await services.analytics_report(world["manager_user"], first, today)
+    report = await services.analytics_report(world["manager_user"], first, today, with_rows=True)
+    assert report.rows, "the manager's clinic has bookings in the period"
     assert all(row["clinic_id"] == world["clinic"]["clinic_id"] for row in report.rows)
+    assert sum(row["total_bookings"] for row in report.rows) == report.current.bookings
     assert report.current.revenue == (await expected_for(first, today, [world["clinic"]["clinic_id"]]))["revenue"]
 
     client.headers["Accept-Language"] = "en"

@@ -329,48 +329,54 @@ class AnalyticsReport:
     kpis: list[Kpi]
     daily: list[DailyFigures]  # one per day of the period, zeros where nothing was booked
     by_service: list[ServiceFigures]  # services with bookings in the period, most revenue first
-    rows: list[dict] = field(default_factory=list)  # the view's rows of the period (the CSV)
+    rows: list[dict] = field(default_factory=list)  # the view's rows of the period (the CSV; with_rows)
 
 
 
 
 async def analytics_report(manager: CurrentUser, first_day: date, last_day: date, clinic_id: UUID | None = None,
-                           service_id: UUID | None = None, scope: ManagerScope | None = None) -> AnalyticsReport:
+                           service_id: UUID | None = None, scope: ManagerScope | None = None,
+                           with_rows: bool = False) -> AnalyticsReport:
     """KPIs of ``first_day``..``last_day`` (clinic-local days the bookings were made) against the
     previous period of equal length, the daily trend and the breakdown by service, over the clinics the
     manager manages (or the one clinic / service asked for, which must be theirs: else NotFound).
+    ``with_rows``: also the view's rows of the period (the CSV).
 
-    One read of the view serves every part of the page, so the KPIs, charts, table and CSV agree."""
+    The sums come from one read of the view, so the KPIs, charts and table agree; the CSV's rows are read
+    from the same node and add up to them."""
     scope = scope or await manager_scope(manager)
     filters = check_filters(scope, {
         "first_day": first_day.isoformat(), "last_day": last_day.isoformat(),
         "clinic": clinic_id or "", "service": service_id or "",
     })
     clinic_ids = [filters.clinic_id] if filters.clinic_id else [clinic.clinic_id for clinic in scope.clinics]
-    rows = await sql.fetch_read(q.VIEW_ROWS, filters.previous_first_day, filters.last_day, clinic_ids,
-                                filters.service_id)
+    sums = await sql.fetch_read(q.VIEW_SUMS, filters.previous_first_day, filters.first_day, filters.last_day,
+                                clinic_ids, filters.service_id)
     current, previous = Figures(), Figures()
     per_day: dict[date, Figures] = defaultdict(Figures)
-    per_service: dict[UUID, ServiceFigures] = {}
-    period_rows = []
-    for row in rows:
-        if row["booking_date"] < filters.first_day:
-            previous.add(row)
+    per_service: list[ServiceFigures] = []
+    for row in sums:
+        if row["level"] == q.LEVEL_TOTAL:
+            (current if row["in_period"] else previous).add(row)
+        elif not row["in_period"]:
             continue
-        current.add(row)
-        per_day[row["booking_date"]].add(row)
-        if row["service_id"] not in per_service:
-            per_service[row["service_id"]] = ServiceFigures(row["service_id"], row["service_name"],
-                                                            row["clinic_name"], Figures())
-        per_service[row["service_id"]].figures.add(row)
-        period_rows.append(dict(row))
+        elif row["level"] == q.LEVEL_DAY:
+            per_day[row["booking_date"]].add(row)
+        else:
+            figures = Figures()
+            figures.add(row)
+            per_service.append(ServiceFigures(row["service_id"], row["service_name"], row["clinic_name"], figures))
     daily = [
         DailyFigures(day, per_day.get(day, Figures()))
         for day in (filters.first_day + timedelta(days=offset) for offset in range(filters.days))
     ]
-    by_service = sorted(per_service.values(),
+    by_service = sorted(per_service,
                         key=lambda s: (-s.figures.revenue, -s.figures.bookings, s.clinic_name, s.service_name))
-    return AnalyticsReport(filters, current, previous, kpis(current, previous), daily, by_service, period_rows)
+    rows = []
+    if with_rows:
+        rows = [dict(row) for row in await sql.fetch_read(q.VIEW_ROWS, filters.first_day, filters.last_day,
+                                                          clinic_ids, filters.service_id)]
+    return AnalyticsReport(filters, current, previous, kpis(current, previous), daily, by_service, rows)
 
 
 # ------------------------------------------------------------------------------------------------- CSV
@@ -406,7 +412,7 @@ def report_csv(report: AnalyticsReport) -> str:
 async def analytics_csv(manager: CurrentUser, first_day: date, last_day: date, clinic_id: UUID | None = None,
                         service_id: UUID | None = None) -> str:
     """The CSV of what the page shows for the same filters (see ``report_csv``)."""
-    return report_csv(await analytics_report(manager, first_day, last_day, clinic_id, service_id))
+    return report_csv(await analytics_report(manager, first_day, last_day, clinic_id, service_id, with_rows=True))
 
 
 def csv_filename(filters: AnalyticsFilters) -> str:

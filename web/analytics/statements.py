@@ -23,7 +23,32 @@ WHERE $1::uuid IS NULL OR c.clinic_id = $1
 ORDER BY c.name, c.clinic_id, s.name, s.service_id
 """
 
-# The view's rows of the period and of the period before it, for the changes beside each figure.
+_SUMS = """sum(v.total_bookings)::bigint AS total_bookings, sum(v.completed_bookings)::bigint AS completed_bookings,
+       sum(v.cancelled_bookings)::bigint AS cancelled_bookings, sum(v.no_show_bookings)::bigint AS no_show_bookings,
+       sum(v.rescheduled_bookings)::bigint AS rescheduled_bookings, sum(v.paid_bookings)::bigint AS paid_bookings,
+       sum(v.total_revenue) AS total_revenue"""
+
+# What the page shows, summed by PostgreSQL in one pass over the view's rows of the period ($2..$3) and of
+# the period before it ($1..$2 - 1): per period the totals (level 3), per day (level 1) and per service
+# (level 2). A page of 30 days over 44 clinics reads ~200 sums instead of ~5,000 rows.
+VIEW_SUMS = f"""
+SELECT v.in_period, GROUPING(v.booking_date, v.service_id) AS level, v.booking_date, v.service_id,
+       min(v.service_name) AS service_name, min(v.clinic_name) AS clinic_name,
+       {_SUMS}
+FROM (
+    SELECT v.*, v.booking_date >= $2 AS in_period, c.name AS clinic_name, s.name AS service_name
+    FROM booking_analytics_daily v
+    JOIN clinics c ON c.clinic_id = v.clinic_id
+    JOIN services s ON s.service_id = v.service_id
+    WHERE v.booking_date BETWEEN $1 AND $3
+      AND v.clinic_id = ANY($4::uuid[])
+      AND ($5::uuid IS NULL OR v.service_id = $5)
+) v
+GROUP BY GROUPING SETS ((v.in_period), (v.in_period, v.booking_date), (v.in_period, v.service_id))
+"""
+LEVEL_TOTAL, LEVEL_DAY, LEVEL_SERVICE = 3, 1, 2
+
+# The view's rows of a period, one per clinic, day and service (the CSV).
 VIEW_ROWS = """
 SELECT v.booking_date, v.clinic_id, c.name AS clinic_name, v.service_id, s.name AS service_name,
        v.total_bookings, v.completed_bookings, v.cancelled_bookings, v.no_show_bookings,
