@@ -175,16 +175,39 @@ def _embedded_or_exit():
     return embedded_server()
 
 
+def _replicas_of(primary) -> list:
+    """The embedded primary's local hot standbys (``vetbook db start --replicas N``), in order."""
+    from web.core.embedded_postgres import LocalPostgres
+
+    folder = primary.data_dir / "replicas"
+    found = sorted(folder.glob("replica-*"), key=lambda path: int(path.name.split("-")[1])) if folder.exists() else []
+    return [LocalPostgres(path, bin_dir=primary.bin_dir, standby_of=primary) for path in found]
+
+
 @db.command("start")
-def db_start() -> None:
-    """Start the embedded database (initialising it on first use) and print its URL."""
-    click.echo(_embedded_or_exit().start())
+@click.option("--replicas", type=click.IntRange(0, 5), default=0, show_default=True,
+              help="Also start this many local hot standbys of it (streaming replication), for trying reads "
+                   "on replicas and failover.")
+def db_start(replicas: int) -> None:
+    """Start the embedded database (initialising it on first use) and print its URL; with --replicas,
+    one line per standby after it."""
+    from web.core.embedded_postgres import LocalPostgres
+
+    primary = _embedded_or_exit()
+    click.echo(primary.start())
+    for number in range(1, replicas + 1):
+        standby = LocalPostgres(primary.data_dir / "replicas" / f"replica-{number}", bin_dir=primary.bin_dir,
+                                standby_of=primary)
+        click.echo(f"replica {number}: {standby.start()}")
 
 
 @db.command("stop")
 def db_stop() -> None:
-    """Stop the embedded database."""
-    was_running = _embedded_or_exit().stop()
+    """Stop the embedded database and its local standbys."""
+    primary = _embedded_or_exit()
+    for standby in _replicas_of(primary):
+        standby.stop()
+    was_running = primary.stop()
     click.echo("stopped" if was_running else "not running")
 
 
@@ -198,9 +221,11 @@ def db_url() -> None:
 
 @db.command("status")
 def db_status() -> None:
-    """Say whether the embedded database is running."""
+    """Say whether the embedded database (and each local standby) is running."""
     server = _embedded_or_exit()
     click.echo(f"running: {server.url()}" if server.is_running() else "stopped")
+    for number, standby in enumerate(_replicas_of(server), start=1):
+        click.echo(f"replica {number}: " + (f"running: {standby.url()}" if standby.is_running() else "stopped"))
 
 
 if __name__ == "__main__":

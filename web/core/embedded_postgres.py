@@ -12,6 +12,11 @@ Layout under ``data_dir``::
     log/        server log
     port        the TCP port chosen on first start, reused later
     password    the superuser's password (mode 0600)
+
+A server can be a hot standby of another one (``standby_of``): its cluster is then a copy of the primary's
+made by ``pg_basebackup -R`` (streaming replication, its primary named in ``postgresql.auto.conf``), with the
+primary's superuser and password. Per-node settings (port, sockets) are given on the command line, never in
+``postgresql.conf``, because ``pg_basebackup`` and ``pg_rewind`` copy that file from one node to another.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class LocalPostgres:
     port: int = 0
     fast: bool = False
     max_connections: int = 200
+    # The primary this server is a hot standby of (None: a primary of its own).
+    standby_of: LocalPostgres | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -126,15 +133,44 @@ class LocalPostgres:
         # Before touching any folder: a cluster of another major version is left exactly as it is.
         self._refuse_other_major_version()
         self._prepare_folders()
-        self._init_cluster_if_needed()
+        if self.standby_of is not None:
+            self._copy_primary_if_needed()
+        else:
+            self._init_cluster_if_needed()
         if self.is_running():
             self.port = int(self._port_file.read_text())
         else:
             self.port = self._choose_port()
             self._port_file.write_text(str(self.port))
             self._start_server()
-        self.create_database(DEFAULT_DATABASE)
+        if self.standby_of is None:
+            self.create_database(DEFAULT_DATABASE)
         return self.url()
+
+    # ---------------------------------------------------------------- replication
+
+    def in_recovery(self) -> bool:
+        """Whether the server is a standby (replaying WAL) rather than a primary."""
+        return self.psql("SELECT pg_is_in_recovery()").strip() == "t"
+
+    def wal_position(self) -> str:
+        """The primary's WAL insert position: a standby that has replayed past it has every commit before it.
+        (``pg_stat_replication.replay_lag`` is not exact enough for that; positions are.)"""
+        return self.psql("SELECT pg_current_wal_insert_lsn()").strip()
+
+    def wait_for_replay(self, position: str, timeout: float = 30.0) -> None:
+        """Wait until this standby has replayed WAL up to ``position`` (an LSN such as '0/3000148')."""
+        deadline = time.monotonic() + timeout
+        check = f"SELECT pg_last_wal_replay_lsn() >= '{position}'::pg_lsn"
+        while self.psql(check).strip() != "t":
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(f"the standby did not replay up to {position} in {timeout:.0f} s")
+            time.sleep(0.02)
+
+    def promote(self) -> None:
+        """Make this standby a primary (it stops following its primary and accepts writes)."""
+        self._run_as_server_user([str(self.bin_dir / "pg_ctl"), "promote", "-D", str(self.pgdata), "-w", "-t", "60"])
+        self.standby_of = None
 
     def stop(self) -> bool:
         """Stop the server if it runs (fast shutdown). Returns whether it was running."""
@@ -178,12 +214,14 @@ class LocalPostgres:
             return None
         return pwd.getpwnam(UNPRIVILEGED_USER)
 
-    def _run_as_server_user(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    def _run_as_server_user(self, args: list[str], check: bool = True,
+                            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         user = self._server_user()
-        kwargs: dict = {"capture_output": True, "text": True, "cwd": str(self.data_dir)}
+        kwargs: dict = {"capture_output": True, "text": True, "cwd": str(self.data_dir),
+                        "env": {**os.environ, **(env or {})}}
         if user is not None:
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-            kwargs["env"] = {**os.environ, "HOME": str(self.data_dir), "USER": user.pw_name}
+            kwargs["env"] |= {"HOME": str(self.data_dir), "USER": user.pw_name}
             # Again on every call, not only at start: if a parent lost its o+x meanwhile (pytest resets
             # /tmp/pytest-of-<user> to 0700 when another run starts), pg_ctl status would wrongly say
             # "not running" and stop() would leave the server running.
@@ -256,6 +294,22 @@ class LocalPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def _copy_primary_if_needed(self) -> None:
+        """A new standby's cluster: a base backup of the running primary, streamed (``-X stream``) with a
+        fast checkpoint, and ``-R`` so that it starts as a standby that follows the primary."""
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        primary = self.standby_of
+        if not primary.is_running():
+            raise EmbeddedPostgresError(f"the primary in {primary.data_dir} is not running")
+        self._password_file.write_text(primary.password)
+        self._password_file.chmod(0o600)
+        self._run_as_server_user(
+            [str(self.bin_dir / "pg_basebackup"), "-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast",
+             "-h", "127.0.0.1", "-p", primary._port_file.read_text().strip(), "-U", SUPERUSER],
+            env={"PGPASSWORD": primary.password},
+        )
+
     def _choose_port(self) -> int:
         if self.port:
             return self.port
@@ -275,6 +329,8 @@ class LocalPostgres:
             "-c pg_stat_statements.track=top",
             f"-c max_connections={self.max_connections}",
             "-c timezone=UTC",
+            # pg_rewind needs it (or data checksums) to bring a failed primary back as a standby.
+            "-c wal_log_hints=on",
         ]
         if self.fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
