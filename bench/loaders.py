@@ -192,9 +192,13 @@ async def bulk_load(conn, slots: int, bookings: int, days_back: int = 660, days_
         await conn.execute("RESET session_replication_role")
         await conn.execute("DROP TABLE IF EXISTS bench_bulk_lanes, bench_bulk_pets")
 
+    # VACUUM too, not only ANALYZE: the loaded tables are then as autovacuum keeps long-lived ones. Left
+    # to autovacuum, its first pass over 100+ freshly loaded partitions lands in the timed window, and each
+    # pass invalidates every connection's cached plans of the tables it touched (seen: 366 re-plans of the
+    # hold at ~130 ms each in one 20 s window). docs/performance.md says what such a pass costs.
     t = time.perf_counter()
-    await conn.execute("ANALYZE")
-    timings["analyze_s"] = time.perf_counter() - t
+    await conn.execute("VACUUM (ANALYZE)")
+    timings["vacuum_analyze_s"] = time.perf_counter() - t
     sizes = await conn.fetchrow(
         """
         SELECT (SELECT count(*) FROM slots) AS slots, (SELECT count(*) FROM bookings) AS bookings,
