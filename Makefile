@@ -83,3 +83,4 @@ bench: venv
 	$(BIN)/python bench/live_updates.py
 	$(BIN)/python bench/booking_throughput.py
 	$(BIN)/python bench/read_paths.py
+	$(BIN)/python bench/partition_overhead.py

@@ -352,6 +352,8 @@ async def analytics_report(manager: CurrentUser, first_day: date, last_day: date
     clinic_ids = [filters.clinic_id] if filters.clinic_id else [clinic.clinic_id for clinic in scope.clinics]
     sums = await sql.fetch_read(q.VIEW_SUMS, filters.previous_first_day, filters.first_day, filters.last_day,
                                 clinic_ids, filters.service_id)
+    services_by_id = {service.service_id: service for service in scope.services}
+    clinic_names = {clinic.clinic_id: clinic.name for clinic in scope.clinics}
     current, previous = Figures(), Figures()
     per_day: dict[date, Figures] = defaultdict(Figures)
     per_service: list[ServiceFigures] = []
@@ -365,7 +367,9 @@ async def analytics_report(manager: CurrentUser, first_day: date, last_day: date
         else:
             figures = Figures()
             figures.add(row)
-            per_service.append(ServiceFigures(row["service_id"], row["service_name"], row["clinic_name"], figures))
+            service = services_by_id[row["service_id"]]
+            per_service.append(ServiceFigures(service.service_id, service.name, clinic_names[service.clinic_id],
+                                              figures))
     daily = [
         DailyFigures(day, per_day.get(day, Figures()))
         for day in (filters.first_day + timedelta(days=offset) for offset in range(filters.days))
