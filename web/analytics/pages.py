@@ -38,7 +38,7 @@ async def _report_page(request: Request, params: dict[str, str], *, notice: str 
         "show_database_health": monitoring.can_see_database_health(request.user),
         "scope": scope,
         "filters": filters,
-        "services": scope.services_of(filters.clinic_id),
+        "service_groups": scope.services_by_clinic(filters.clinic_id),
         "report": report,
         "trend": trend_chart(report.daily),
         "service_chart": service_chart(report.by_service),

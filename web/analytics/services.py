@@ -148,6 +148,14 @@ class ManagerScope:
     def services_of(self, clinic_id: UUID | None) -> list[ServiceOption]:
         return [s for s in self.services if clinic_id is None or s.clinic_id == clinic_id]
 
+    def services_by_clinic(self, clinic_id: UUID | None) -> list[tuple[ClinicOption, list[ServiceOption]]]:
+        """The services filter's groups: each clinic (the one asked for, or all) with its services, in the
+        scope's order; clinics without a service left out."""
+        grouped: dict[UUID, list[ServiceOption]] = defaultdict(list)
+        for service in self.services_of(clinic_id):
+            grouped[service.clinic_id].append(service)
+        return [(clinic, grouped[clinic.clinic_id]) for clinic in self.clinics if grouped.get(clinic.clinic_id)]
+
     def zone(self, clinic_id: UUID | None) -> str:
         """The zone of "today" and of times shown: the clinic's, or the shared zone of all of them."""
         if clinic_id is not None:
