@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_datetime_format
@@ -31,7 +32,14 @@ def money(amount: Decimal | int | float | None, currency: str = "IDR", locale: s
     with its own minor units."""
     if amount is None:
         return ""
-    return format_currency(Decimal(amount), currency, locale=locale)
+    return _formatted_money(Decimal(amount), currency, locale)
+
+
+# Pages show the same amounts again and again (a manager's figures until the next refresh, a clinic's
+# prices), and Babel's formatting was a fifth of the analytics page's CPU. Equal amounts format alike.
+@lru_cache(maxsize=8192)
+def _formatted_money(amount: Decimal, currency: str, locale: str) -> str:
+    return format_currency(amount, currency, locale=locale)
 
 
 def zone_abbreviation(zone: str) -> str:
