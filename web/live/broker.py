@@ -91,6 +91,13 @@ class LiveBroker:
         return True
 
     @property
+    def state(self) -> str:
+        """'idle' (no page has subscribed yet), 'listening', or 'reconnecting' (the connection was lost)."""
+        if self._listener is None or self._listener.done():
+            return "idle"
+        return "listening" if self._listening.is_set() else "reconnecting"
+
+    @property
     def subscriber_count(self) -> int:
         return sum(len(subscribers) for subscribers in self._subscribers.values())
 
