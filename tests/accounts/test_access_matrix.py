@@ -80,6 +80,8 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     ("GET", "/language"): ("/language?to=en&next=/profile", None, expect(303)),
     ("GET", "/static/{file_path:path}"): ("/static/app.css", None, expect(200)),
     ("GET", "/api/v1/health"): ("/api/v1/health", None, expect(200)),
+    # Public like liveness (probes of a load balancer): node states and WAL positions, no names or secrets.
+    ("GET", "/api/v1/ready"): ("/api/v1/ready", None, expect(200)),
     ("GET", "/api/schema"): ("/api/schema", None, expect(200)),
     ("GET", "/api/schema/{path:str}"): ("/api/schema/openapi.json", None, expect(200)),
     ("POST", "/api/v1/auth/token"): ("/api/v1/auth/token", "json:wrong_login", expect(401)),
