@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,7 +33,7 @@ from web.booking.pages.holds import ReservationPagesController
 from web.booking.pages.payment import PayPagesController
 from web.clinics.api import ClinicApiController
 from web.clinics.pages import ClinicPagesController
-from web.core import rate_limit, templating
+from web.core import rate_limit, routing, templating
 from web.core.api import HealthController
 from web.core.connections import connection_per_request_middleware
 from web.core.database import close_pools, open_pools
@@ -94,9 +95,16 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await asyncio.to_thread(passwords.warm_up)
     scheduler = Scheduler(background_jobs())
     scheduler.start()
+    # Every process measures its replicas' lag itself (web/core/routing.py): a replica is used only then.
+    watcher = asyncio.create_task(routing.watch_replicas(engine), name="vetbook-replica-watch") \
+        if engine.extra_nodes else None
     try:
         yield
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await close_broker()
         await scheduler.stop()
         await close_pools(engine)

@@ -36,7 +36,8 @@ def _bool_env(name: str) -> bool:
 class Settings:
     # Empty means: start (or reuse) the embedded PostgreSQL under ``data_dir``.
     database_url: str
-    # Reads that may lag (slot browsing, analytics) go here; defaults to the primary.
+    # Reads that may lag (slot browsing, analytics) go to these replicas in turn (comma-separated URLs;
+    # web/core/routing.py has the rules); empty: the primary answers them.
     replica_database_url: str
     # Where live pages LISTEN (web/live/broker.py); empty means DATABASE_URL. Behind PgBouncer in
     # transaction mode, point it at the server itself: LISTEN needs a session of its own.
@@ -56,6 +57,8 @@ class Settings:
     # How long an unpaid booking waits for an online payment before it is cancelled.
     payment_ttl_minutes: int
     partition_months_ahead: int
+    # A replica further behind the primary than this is skipped (web/core/routing.py).
+    replica_max_lag_seconds: float
     # Signs CSRF tokens; every app process must share it (see ``secret_key``).
     secret_key: str
     web_session_ttl_hours: int
@@ -128,6 +131,7 @@ def get_settings() -> Settings:
         max_active_holds=_int_env("VETBOOK_MAX_ACTIVE_HOLDS", 3),
         payment_ttl_minutes=_int_env("VETBOOK_PAYMENT_TTL_MINUTES", 30),
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
+        replica_max_lag_seconds=float(_int_env("VETBOOK_REPLICA_MAX_LAG_SECONDS", 5)),
         secret_key=secret_key,
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
         api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),

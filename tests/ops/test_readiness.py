@@ -68,7 +68,7 @@ async def test_replica_lag_down_and_a_lost_primary_are_reported(primary_and_stan
         standby.stop()
         without_replica = await readiness(engine, "listening", 3)
         assert without_replica["ready"] is True
-        assert without_replica["replicas"] == [{"name": "replica", "reachable": False}]
+        assert without_replica["replicas"] == [{"name": "replica-1", "reachable": False}]
         assert without_replica["listener"] == {"state": "listening", "subscribers": 3}
 
         primary.stop()

@@ -30,14 +30,19 @@ def resolve_database_url() -> str:
     return url
 
 
-READ_NODE = "replica"
+def replica_urls(setting: str) -> list[str]:
+    """The replicas of ``DATABASE_REPLICA_URL``: one URL, or several separated by commas."""
+    return [url.strip() for url in setting.split(",") if url.strip()]
 
 
 def create_engine(url: str, replica_url: str = "") -> VetbookEngine:
-    """The primary's engine. With ``replica_url``, reads that may lag go to that server through the node
-    named READ_NODE (see ``web.core.sql.read_connection``); without it they stay on the primary."""
+    """The primary's engine. With ``replica_url`` (one URL or several, comma-separated), lag-tolerant reads
+    go to those servers, nodes named replica-1, replica-2, … (see web/core/routing.py); without it they stay
+    on the primary."""
     settings = get_settings()
-    extra_nodes = {READ_NODE: create_engine(replica_url)} if replica_url else None
+    replicas = replica_urls(replica_url)
+    extra_nodes = ({f"replica-{number}": create_engine(replica) for number, replica in enumerate(replicas, 1)}
+                   if replicas else None)
     return VetbookEngine(
         config={
             "dsn": url,

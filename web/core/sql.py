@@ -41,25 +41,12 @@ async def connection() -> AsyncIterator[asyncpg.Connection]:
             await direct.close()
 
 
-@asynccontextmanager
-async def read_connection() -> AsyncIterator[asyncpg.Connection]:
-    """A connection for reads that may lag behind the primary (slot browsing, analytics): the replica
-    node when DATABASE_REPLICA_URL is set, else the primary. The one seam for read-replica routing."""
-    from web.core.database import READ_NODE
-
-    replica = app_engine().extra_nodes.get(READ_NODE)
-    if replica is not None and replica.pool is not None:
-        async with replica.pool.acquire() as pooled:
-            yield pooled
-    else:
-        async with connection() as conn:
-            yield conn
-
-
 async def fetch_read(query: str, *args: Any) -> list[asyncpg.Record]:
-    """Like ``fetch``, through ``read_connection``."""
-    async with read_connection() as conn:
-        return await conn.fetch(query, *args)
+    """Like ``fetch``, for reads that may lag behind the primary (slot browsing, analytics): a replica
+    answers when one is configured and fresh enough, else the primary (the rules: web/core/routing.py)."""
+    from web.core import routing
+
+    return await routing.fetch_lag_tolerant(app_engine(), lambda: fetch(query, *args), query, *args)
 
 
 async def fetch(query: str, *args: Any) -> list[asyncpg.Record]:

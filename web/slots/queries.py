@@ -45,19 +45,19 @@ async def search_slots(clinic_id: UUID, service_id: UUID, day: date) -> list[dic
 
 async def bookable_slots(clinic_id: UUID, service_id: UUID, day: date) -> list[dict]:
     """The slots of a service on a clinic-local day that an owner can hold now, by start time."""
-    return [dict(row) for row in await sql.fetch(q.BOOKABLE_SLOTS_OF_DAY, clinic_id, service_id, day)]
+    return [dict(row) for row in await sql.fetch_read(q.BOOKABLE_SLOTS_OF_DAY, clinic_id, service_id, day)]
 
 
 async def bookable_places_per_day(clinic_id: UUID, service_id: UUID, first_day: date, last_day: date) -> dict:
     """``{day: {"slots": n, "places": m}}`` for the days from ``first_day`` to ``last_day`` that have any
     bookable place (days without one are absent)."""
-    rows = await sql.fetch(q.BOOKABLE_PLACES_PER_DAY, clinic_id, service_id, first_day, last_day)
+    rows = await sql.fetch_read(q.BOOKABLE_PLACES_PER_DAY, clinic_id, service_id, first_day, last_day)
     return {row["date"]: {"slots": row["slots"], "places": row["places"]} for row in rows}
 
 
 async def nearest_free_slots(slot_id: UUID, limit: int = 5) -> list[dict]:
     """Bookable slots of the same clinic and service as ``slot_id``, nearest in time first (one query)."""
-    return [dict(row) for row in await sql.fetch(q.NEAREST_FREE_SLOTS, slot_id, limit)]
+    return [dict(row) for row in await sql.fetch_read(q.NEAREST_FREE_SLOTS, slot_id, limit)]
 
 
 async def slot_place(slot_id: UUID) -> dict | None:
