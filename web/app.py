@@ -166,6 +166,9 @@ def create_app() -> Litestar:
         # The language middleware runs after authentication: a signed-in person's saved language counts.
         middleware=[
             DefineMiddleware(security_headers_middleware),
+            # Outside the request's connection: it runs after the connection is given back, when all of the
+            # request's commits are done (web/core/routing.py, read-your-writes).
+            routing.read_your_writes_middleware,
             # Outside authentication and rate limits: the session lookup runs on the request's connection too.
             connection_per_request_middleware,
             DefineMiddleware(authentication_middleware),

@@ -90,3 +90,97 @@ async def test_lag_tolerant_reads_take_turns_on_fresh_replicas_and_fall_back(clu
     finally:
         routing._replica_sets.pop(id(engine), None)
         await close_pools(engine)
+
+
+def test_the_seen_cookie_is_signed_and_short_lived() -> None:
+    value = routing.seen_cookie_value(123456, now=1000.0, secret="s3cret")
+
+    assert routing.position_to_see(value, now=1000.0 + routing.SEEN_SECONDS - 1, secret="s3cret") == 123456
+    assert routing.position_to_see(value, now=1000.0 + routing.SEEN_SECONDS + 1, secret="s3cret") is None
+    assert routing.position_to_see(value, now=1000.0, secret="another") is None
+    position, expiry, signature = value.split(".")
+    assert routing.position_to_see(f"{int(position) + 1}.{expiry}.{signature}", now=1000.0, secret="s3cret") is None
+    for malformed in ("", "x", "1.2", "a.b.c", "1.2.3.4"):
+        assert routing.position_to_see(malformed, now=1000.0, secret="s3cret") is None
+
+
+async def test_after_a_write_a_replica_answers_only_once_it_has_replayed_it(cluster) -> None:
+    primary, (first, second) = cluster
+    second.stop()
+    engine = create_engine(primary.url(), first.url())
+    await open_pools(engine, 1, 2)
+    try:
+        routing.replica_set(engine, max_lag_seconds=60.0)
+        history = routing.WalHistory()
+        await routing.watch_replicas(engine, history, rounds=1)
+        first.psql("SELECT pg_wal_replay_pause()")
+        primary.psql("CREATE TABLE booked_just_now (n int)", database="vetbook")
+        written_at = routing.lsn(primary.wal_position())
+
+        # Someone else (no position to see) still reads the replica: within the lag bound.
+        assert await _answered_by(engine, 1) == Counter({(first.port, True): 1})
+        token = routing._must_see.set(written_at)
+        try:
+            # The writer: the replica has not replayed the write, so the primary answers.
+            assert await _answered_by(engine, 2) == Counter({(primary.port, False): 2})
+            first.psql("SELECT pg_wal_replay_resume()")
+            first.wait_for_replay(primary.wal_position())
+            assert await _answered_by(engine, 2) == Counter({(first.port, True): 2})
+        finally:
+            routing._must_see.reset(token)
+    finally:
+        routing._replica_sets.pop(id(engine), None)
+        await close_pools(engine)
+
+
+async def test_a_write_hands_out_its_position_and_the_next_read_honours_it(cluster, monkeypatch) -> None:
+    import httpx
+    from litestar import Litestar, get, post
+
+    from web.core import sql
+
+    primary, (first, second) = cluster
+    second.stop()
+    engine = create_engine(primary.url(), first.url())
+    await open_pools(engine, 1, 2)
+    monkeypatch.setattr(sql, "app_engine", lambda: engine)
+
+    @post("/write", status_code=201)
+    async def write() -> None:
+        async with engine.pool.acquire() as connection:
+            await connection.execute("CREATE TABLE IF NOT EXISTS written (n int); INSERT INTO written VALUES (1)")
+
+    @get("/read")
+    async def read() -> dict:
+        async def on_primary():
+            async with engine.pool.acquire() as connection:
+                return await connection.fetch(WHO_ANSWERS)
+
+        [row] = await routing.fetch_lag_tolerant(engine, on_primary, WHO_ANSWERS)
+        return {"standby": row["standby"]}
+
+    app = Litestar([write, read], middleware=[routing.read_your_writes_middleware])
+    try:
+        routing.replica_set(engine, max_lag_seconds=60.0)
+        await routing.watch_replicas(engine, routing.WalHistory(), rounds=1)
+        first.psql("SELECT pg_wal_replay_pause()")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as writer, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as stranger:
+            written = await writer.post("/write")
+            assert written.status_code == 201
+            assert routing.SEEN_COOKIE in written.cookies
+            assert "HttpOnly" in written.headers["set-cookie"]
+
+            assert (await writer.get("/read")).json() == {"standby": False}  # the replica is behind the write
+            assert (await stranger.get("/read")).json() == {"standby": True}  # others read the replica
+            genuine = written.cookies[routing.SEEN_COOKIE]
+            position, expiry, _signature = genuine.split(".")
+            stranger.cookies.set(routing.SEEN_COOKIE, f"{position}.{expiry}.{'0' * 32}")
+            assert (await stranger.get("/read")).json() == {"standby": True}  # a forged position is ignored
+
+            first.psql("SELECT pg_wal_replay_resume()")
+            first.wait_for_replay(primary.wal_position())
+            assert (await writer.get("/read")).json() == {"standby": True}
+    finally:
+        routing._replica_sets.pop(id(engine), None)
+        await close_pools(engine)

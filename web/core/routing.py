@@ -19,6 +19,12 @@ a standby was 3 s behind): every process samples the primary's position every ``
 replica's replay position; a replica is as fresh as the primary was at the newest sample it has replayed
 past, so its lag is the age of that sample (0 when it has replayed past the latest one). That is exact to
 the sampling interval, and a quiet primary does not make a caught-up replica look old.
+
+Read-your-writes: after a request that wrote (an unsafe method answered below 400), the response carries a
+signed cookie (``SEEN_COOKIE``, for ``SEEN_SECONDS``) with the primary's WAL position after its commits. The
+person's next lag-tolerant reads go to a replica only once it has replayed past that position (it is asked
+once more, for up to ``SEEN_WAIT_SECONDS``, when the watcher's last sample says it is behind), else to the
+primary: an owner sees the place they just took, a receptionist the slot they just opened.
 """
 
 from __future__ import annotations
@@ -26,14 +32,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
+import hmac
 import itertools
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+SEEN_COOKIE = "vb_seen"
+SEEN_SECONDS = 30
+SEEN_WAIT_SECONDS = 0.02
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SKIP_SECONDS = 5.0
 ACQUIRE_SECONDS = 1.0
 WATCH_SECONDS = 0.5
@@ -54,6 +68,7 @@ class _Replica:
     skip_until: float = 0.0
     # Unknown until the watcher has measured it: until then the primary answers.
     lag_seconds: float | None = None
+    replayed: int = 0  # the replay position at the watcher's last sample
 
 
 @dataclass
@@ -86,11 +101,11 @@ class ReplicaSet:
     def failed(self, replica: _Replica) -> None:
         replica.skip_until = self.clock() + SKIP_SECONDS
 
-    def note_lag(self, name: str, lag_seconds: float | None) -> None:
+    def note_lag(self, name: str, lag_seconds: float | None, replayed: int = 0) -> None:
         """The replica's measured lag (None: unknown, e.g. unreachable): past the bound, it is skipped."""
         for replica in self.replicas:
             if replica.name == name:
-                replica.lag_seconds = lag_seconds
+                replica.lag_seconds, replica.replayed = lag_seconds, replayed
 
 
 _replica_sets: dict[int, ReplicaSet] = {}
@@ -113,6 +128,7 @@ async def fetch_lag_tolerant(engine: Any, on_primary: Callable[[], Any], query: 
     transaction always from the primary: the transaction's own writes must be seen."""
     if engine.current_transaction.get() is not None:
         return await on_primary()
+    must_see = _must_see.get()
     for replica in replica_set(engine).in_turn():
         try:
             async with asyncio.timeout(ACQUIRE_SECONDS):
@@ -121,6 +137,8 @@ async def fetch_lag_tolerant(engine: Any, on_primary: Callable[[], Any], query: 
             replica_set(engine).failed(replica)
             continue
         try:
+            if must_see is not None and replica.replayed < must_see and not await _has_replayed(connection, must_see):
+                continue
             return await connection.fetch(query, *args)
         except REPLICA_IS_AWAY:
             replica_set(engine).failed(replica)
@@ -128,6 +146,18 @@ async def fetch_lag_tolerant(engine: Any, on_primary: Callable[[], Any], query: 
             with contextlib.suppress(*REPLICA_IS_AWAY):
                 await replica.engine.pool.release(connection)
     return await on_primary()
+
+
+async def _has_replayed(connection: asyncpg.Connection, position: int) -> bool:
+    """Whether the replica has replayed past ``position``, waiting up to SEEN_WAIT_SECONDS for it."""
+    deadline = time.monotonic() + SEEN_WAIT_SECONDS
+    while True:
+        replayed = await connection.fetchval(_REPLAY_POSITION)
+        if replayed is not None and lsn(replayed) >= position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.005)
 
 
 def lsn(position: str) -> int:
@@ -184,5 +214,82 @@ async def watch_replicas(engine: Any, history: WalHistory | None = None, rounds:
             history.add(now, primary)
         for replica in replicas.replicas:
             replayed = await _position(replica.engine, _REPLAY_POSITION)
-            replicas.note_lag(replica.name, None if replayed is None else history.lag_seconds(now, replayed))
+            replicas.note_lag(replica.name, None if replayed is None else history.lag_seconds(now, replayed),
+                              replayed or 0)
         await asyncio.sleep(WATCH_SECONDS)
+
+
+# --------------------------------------------------------------------------- read-your-writes
+
+_must_see: ContextVar[int | None] = ContextVar("vetbook_must_see_wal_position", default=None)
+_WRITTEN_AT = "SELECT pg_current_wal_insert_lsn()::text"
+
+
+def _signature(value: str, secret: str) -> str:
+    return hmac.new(secret.encode(), b"vb_seen:" + value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def seen_cookie_value(position: int, now: float, secret: str) -> str:
+    """``position.expiry.signature``: the WAL position a person's reads must see, until ``expiry``."""
+    value = f"{position}.{int(now) + SEEN_SECONDS}"
+    return f"{value}.{_signature(value, secret)}"
+
+
+def position_to_see(cookie: str | None, now: float, secret: str) -> int | None:
+    """The position of a valid, unexpired cookie; None for anything else (forged, expired, malformed)."""
+    if not cookie:
+        return None
+    parts = cookie.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    value = f"{parts[0]}.{parts[1]}"
+    if not hmac.compare_digest(parts[2], _signature(value, secret)) or int(parts[1]) < now:
+        return None
+    return int(parts[0])
+
+
+def _cookie_of(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, content = part.strip().partition("=")
+                if key == SEEN_COOKIE:
+                    return content
+    return None
+
+
+def read_your_writes_middleware(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware (only at work with replicas): the request's reads see the position of the person's
+    last write (its cookie), and a response to a write hands out the new position."""
+    from web.core.sql import app_engine
+    from web.settings import get_settings
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        engine = app_engine()
+        if scope["type"] != "http" or engine is None or not engine.extra_nodes or engine.pool is None:
+            await app(scope, receive, send)
+            return
+        secret, secure = get_settings().secret_key, get_settings().cookie_secure
+        token = _must_see.set(position_to_see(_cookie_of(scope), time.time(), secret))
+        wrote = scope.get("method", "GET") in UNSAFE_METHODS
+
+        async def send_with_position(message: Message) -> None:
+            if message["type"] == "http.response.start" and wrote and message.get("status", 500) < 400:
+                # After the request's commits: the position on the primary now covers all of them.
+                with contextlib.suppress(*REPLICA_IS_AWAY, asyncpg.PostgresError):
+                    async with engine.pool.acquire() as connection:
+                        position = lsn(await connection.fetchval(_WRITTEN_AT))
+                    cookie = (f"{SEEN_COOKIE}={seen_cookie_value(position, time.time(), secret)}; Path=/; "
+                              f"Max-Age={SEEN_SECONDS}; HttpOnly; SameSite=Lax")
+                    if secure or scope.get("scheme") == "https":
+                        cookie += "; Secure"
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"set-cookie", cookie.encode("latin-1"))]}
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_position)
+        finally:
+            _must_see.reset(token)
+
+    return middleware
