@@ -156,9 +156,26 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
     return _answer(request, status, detail, headers=headers or None)
 
 
+# The database went away under the request: it is shutting down or restarting (57P01, 57P03), it is no
+# longer the primary (25006: a failover made it a standby), or the connection was lost (08xxx, or no
+# PostgreSQL error at all). The transaction did not commit, so nothing was written: a 503 the client may
+# retry, never a 500. (Retrying it for the client is issue 13's next step.)
+DATABASE_AWAY = (asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError, asyncpg.ReadOnlySQLTransactionError,
+                 asyncpg.PostgresConnectionError)
+DATABASE_AWAY_RETRY_AFTER = "2"
+
+
+def handle_database_away(request: Request, exc: Exception) -> Response:
+    log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+    return _answer(request, 503, N_("The service is switching database servers. Please try again in a moment."),
+                   headers={"Retry-After": DATABASE_AWAY_RETRY_AFTER})
+
+
 def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Response:
     """A safety net: services translate the rules they know; a constraint that still fires is the client's
     input breaking a rule, not a crash."""
+    if isinstance(exc, DATABASE_AWAY):
+        return handle_database_away(request, exc)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         # The constraint's name is for the log: on a partition it reads like slots_202612_..._key.
         log.warning("constraint violation reached the handler", constraint=getattr(exc, "constraint_name", None),
@@ -202,6 +219,9 @@ EXCEPTION_HANDLERS = {
     ValidationException: handle_validation_error,
     HTTPException: handle_http_exception,
     asyncpg.PostgresError: handle_database_error,
+    # A lost connection is no PostgresError: asyncpg's own, or the socket's (refused, reset).
+    asyncpg.ConnectionDoesNotExistError: handle_database_away,
+    ConnectionError: handle_database_away,
     RecursionError: handle_recursion_error,
     decimal.InvalidOperation: handle_invalid_number,
     Exception: handle_internal_error,
