@@ -30,9 +30,11 @@ from web.settings import get_settings
 
 OWNERS = 30
 OPERATIONS_PER_OWNER = 12
-MAX_ROUNDS = 3
+MAX_ROUNDS = 5
 MUST_SUCCEED = {"op_hold", "op_release", "op_confirm", "op_pay", "op_cancel", "op_reschedule", "op_staff"}
-CAPACITIES = (1, 2, 3, 1, 2, 3, 1, 2, 3, 3)
+# 27 places for 30 owners: the small slots are fought over; the roomy last one keeps a reschedule (which
+# moves to a slot the phone saw) from being refused in every round (seen: 0 of 62 in one CI run).
+CAPACITIES = (1, 2, 3, 1, 2, 3, 1, 2, 3, 3, 6)
 EXPECTED_REFUSALS = {404, 409, 410}
 # One connection per owner task, and a few to spare for the expiry jobs' queries.
 POOL_SIZE = OWNERS + 5
