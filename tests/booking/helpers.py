@@ -11,6 +11,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 
 from tests.accounts.helpers import api_token
 from tests.db.factories import (
@@ -175,3 +176,19 @@ async def snapshot(conn: asyncpg.Connection) -> dict[str, list[dict]]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# ------------------------------------------------------------------ over the JSON API
+
+
+async def hold_over_api(client: httpx.AsyncClient, person: Person, slot_id) -> dict:
+    """A hold of ``slot_id`` for the person's pet through the API (asserted 201): its JSON."""
+    response = await client.post("/api/v1/reservations", headers=person.headers,
+                                 json={"slot_id": str(slot_id), "pet_id": str(person.pet["pet_id"])})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def confirm_over_api(client: httpx.AsyncClient, person: Person, held: dict) -> httpx.Response:
+    return await client.post(f"/api/v1/reservations/{held['reservation_id']}/confirm", headers=person.headers,
+                             json={"lock_token": held["lock_token"]})

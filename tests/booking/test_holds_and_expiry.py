@@ -6,25 +6,22 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import httpx
 
-from tests.booking.helpers import Person, book, clinic_scene, history, owner, slot, slot_row, snapshot
+from tests.booking.helpers import (
+    book,
+    clinic_scene,
+    confirm_over_api,
+    history,
+    hold_over_api,
+    owner,
+    slot,
+    slot_row,
+    snapshot,
+)
 from tests.db.factories import insert
 from web.app import background_jobs
 from web.booking import services
 from web.core.jobs import run_once_if_free
-
-
-async def hold_over_api(client: httpx.AsyncClient, person: Person, slot_id) -> dict:
-    response = await client.post("/api/v1/reservations", headers=person.headers,
-                                 json={"slot_id": str(slot_id), "pet_id": str(person.pet["pet_id"])})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def confirm_over_api(client: httpx.AsyncClient, person: Person, held: dict) -> httpx.Response:
-    return await client.post(f"/api/v1/reservations/{held['reservation_id']}/confirm", headers=person.headers,
-                             json={"lock_token": held["lock_token"]})
 
 
 async def bookings_of(conn, reservation_id) -> int:

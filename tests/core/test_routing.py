@@ -88,7 +88,7 @@ async def test_lag_tolerant_reads_take_turns_on_fresh_replicas_and_fall_back(clu
         await routing.watch_replicas(engine, history, rounds=1)
         assert await _answered_by(engine, 2) == Counter({(first.port, True): 2})
     finally:
-        routing._replica_sets.pop(id(engine), None)
+        routing._replica_sets.pop(engine, None)
         await close_pools(engine)
 
 
@@ -129,7 +129,7 @@ async def test_after_a_write_a_replica_answers_only_once_it_has_replayed_it(clus
         finally:
             routing._must_see.reset(token)
     finally:
-        routing._replica_sets.pop(id(engine), None)
+        routing._replica_sets.pop(engine, None)
         await close_pools(engine)
 
 
@@ -182,5 +182,5 @@ async def test_a_write_hands_out_its_position_and_the_next_read_honours_it(clust
             first.wait_for_replay(primary.wal_position())
             assert (await writer.get("/read")).json() == {"standby": True}
     finally:
-        routing._replica_sets.pop(id(engine), None)
+        routing._replica_sets.pop(engine, None)
         await close_pools(engine)

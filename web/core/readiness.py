@@ -36,7 +36,7 @@ SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS rep
 _LAG_BYTES = "SELECT pg_wal_lsn_diff($1::text::pg_lsn, $2::text::pg_lsn)::bigint AS lag_bytes"
 
 
-async def _probe(engine: VetbookEngine, query: str, *args: Any) -> dict | None:
+async def probe(engine: VetbookEngine, query: str, *args: Any) -> dict | None:
     """One row from a pooled connection of ``engine``, or None when the node does not answer in time."""
     try:
         async with asyncio.timeout(PROBE_SECONDS):
@@ -49,16 +49,16 @@ async def _probe(engine: VetbookEngine, query: str, *args: Any) -> dict | None:
 
 async def readiness(engine: VetbookEngine, listener_state: str, subscribers: int) -> dict:
     """The readiness report (see the module's docstring); ``ready`` is False when the primary cannot write."""
-    primary = await _probe(engine, _PRIMARY)
+    primary = await probe(engine, _PRIMARY)
     writable = primary is not None and not primary["in_recovery"]
     replicas = []
     for name, node in sorted(engine.extra_nodes.items()):
-        state = await _probe(node, _REPLICA) if node.pool is not None else None
+        state = await probe(node, _REPLICA) if node.pool is not None else None
         entry: dict[str, Any] = {"name": name, "reachable": state is not None}
         if state is not None:
             lag = None
             if writable and state["replay_position"] is not None:
-                lag = await _probe(engine, _LAG_BYTES, primary["wal_position"], state["replay_position"])
+                lag = await probe(engine, _LAG_BYTES, primary["wal_position"], state["replay_position"])
             lag_bytes = max(0, lag["lag_bytes"]) if lag else None
             # Behind in bytes: for as long as since the last transaction it replayed (what a reader may miss
             # is at most that old; None when it has replayed none since it started); caught up: 0. Only when

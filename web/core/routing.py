@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import itertools
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from typing import Any
 
 import asyncpg
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from web.core import readiness
 
 SEEN_COOKIE = "vb_seen"
 SEEN_SECONDS = 30
@@ -108,18 +111,19 @@ class ReplicaSet:
                 replica.lag_seconds, replica.replayed = lag_seconds, replayed
 
 
-_replica_sets: dict[int, ReplicaSet] = {}
+# Per engine, and gone with it (an id() key could be reused by a later engine).
+_replica_sets: weakref.WeakKeyDictionary[Any, ReplicaSet] = weakref.WeakKeyDictionary()
 
 
 def replica_set(engine: Any, max_lag_seconds: float | None = None) -> ReplicaSet:
     """The primary engine's replicas (one set per engine, built on first use)."""
-    found = _replica_sets.get(id(engine))
+    found = _replica_sets.get(engine)
     if found is None:
         if max_lag_seconds is None:
             from web.settings import get_settings
 
             max_lag_seconds = get_settings().replica_max_lag_seconds
-        found = _replica_sets[id(engine)] = ReplicaSet.of(engine.extra_nodes, max_lag_seconds)
+        found = _replica_sets[engine] = ReplicaSet.of(engine.extra_nodes, max_lag_seconds)
     return found
 
 
@@ -193,12 +197,8 @@ _REPLAY_POSITION = "SELECT pg_last_wal_replay_lsn()::text"
 
 
 async def _position(engine: Any, query: str) -> int | None:
-    try:
-        async with asyncio.timeout(ACQUIRE_SECONDS):
-            async with engine.pool.acquire() as connection:
-                value = await connection.fetchval(query)
-    except (*REPLICA_IS_AWAY, asyncpg.PostgresError):
-        return None
+    row = await readiness.probe(engine, query)
+    value = next(iter(row.values())) if row else None
     return lsn(value) if value else None
 
 
