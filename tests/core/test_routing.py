@@ -75,7 +75,7 @@ async def test_lag_tolerant_reads_take_turns_on_fresh_replicas_and_fall_back(clu
         second.stop()
         assert await _answered_by(engine, 6) == Counter({(first.port, True): 6})
 
-        first.psql("SELECT pg_wal_replay_pause()")
+        first.pause_replay()
         primary.psql("CREATE TABLE written_while_paused (n int)", database="vetbook")
         for _ in range(4):  # 4 rounds of WATCH_SECONDS: the paused replica falls past the 1 s bound
             await routing.watch_replicas(engine, history, rounds=1)
@@ -83,7 +83,7 @@ async def test_lag_tolerant_reads_take_turns_on_fresh_replicas_and_fall_back(clu
         assert replicas.replicas[1].lag_seconds is None  # stopped: unknown
         assert await _answered_by(engine, 3) == Counter({(primary.port, False): 3})
 
-        first.psql("SELECT pg_wal_replay_resume()")
+        first.resume_replay()
         first.wait_for_replay(primary.wal_position())
         await routing.watch_replicas(engine, history, rounds=1)
         assert await _answered_by(engine, 2) == Counter({(first.port, True): 2})
@@ -113,7 +113,7 @@ async def test_after_a_write_a_replica_answers_only_once_it_has_replayed_it(clus
         routing.replica_set(engine, max_lag_seconds=60.0)
         history = routing.WalHistory()
         await routing.watch_replicas(engine, history, rounds=1)
-        first.psql("SELECT pg_wal_replay_pause()")
+        first.pause_replay()
         primary.psql("CREATE TABLE booked_just_now (n int)", database="vetbook")
         written_at = routing.lsn(primary.wal_position())
 
@@ -123,7 +123,7 @@ async def test_after_a_write_a_replica_answers_only_once_it_has_replayed_it(clus
         try:
             # The writer: the replica has not replayed the write, so the primary answers.
             assert await _answered_by(engine, 2) == Counter({(primary.port, False): 2})
-            first.psql("SELECT pg_wal_replay_resume()")
+            first.resume_replay()
             first.wait_for_replay(primary.wal_position())
             assert await _answered_by(engine, 2) == Counter({(first.port, True): 2})
         finally:
@@ -163,7 +163,7 @@ async def test_a_write_hands_out_its_position_and_the_next_read_honours_it(clust
     try:
         routing.replica_set(engine, max_lag_seconds=60.0)
         await routing.watch_replicas(engine, routing.WalHistory(), rounds=1)
-        first.psql("SELECT pg_wal_replay_pause()")
+        first.pause_replay()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as writer, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as stranger:
             written = await writer.post("/write")
@@ -178,7 +178,7 @@ async def test_a_write_hands_out_its_position_and_the_next_read_honours_it(clust
             stranger.cookies.set(routing.SEEN_COOKIE, f"{position}.{expiry}.{'0' * 32}")
             assert (await stranger.get("/read")).json() == {"standby": True}  # a forged position is ignored
 
-            first.psql("SELECT pg_wal_replay_resume()")
+            first.resume_replay()
             first.wait_for_replay(primary.wal_position())
             assert (await writer.get("/read")).json() == {"standby": True}
     finally:

@@ -54,14 +54,14 @@ async def test_replica_lag_down_and_a_lost_primary_are_reported(primary_and_stan
         assert replica["lag_bytes"] < 64 * 1024, replica
         assert replica["lag_seconds"] == 0.0 or replica["lag_bytes"] > 0, replica
 
-        standby.psql("SELECT pg_wal_replay_pause()")
+        standby.pause_replay()
         primary.psql("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 2000)",
                      database="vetbook")
         behind = (await readiness(engine, "idle", 0))["replicas"][0]
         assert behind["lag_bytes"] > 1_000_000, behind
         assert behind["lag_seconds"] > 0, behind
 
-        standby.psql("SELECT pg_wal_replay_resume()")
+        standby.resume_replay()
         standby.wait_for_replay(primary.wal_position())
         assert (await readiness(engine, "idle", 0))["replicas"][0]["lag_bytes"] < behind["lag_bytes"]
 

@@ -167,6 +167,19 @@ class LocalPostgres:
                 raise EmbeddedPostgresError(f"the standby did not replay up to {position} in {timeout:.0f} s")
             time.sleep(0.02)
 
+    def pause_replay(self, timeout: float = 10.0) -> None:
+        """Stop this standby replaying WAL (it keeps receiving it), and return once it has stopped:
+        ``pg_wal_replay_pause()`` only asks, and replay goes on until the startup process sees the request."""
+        self.psql("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + timeout
+        while self.psql("SELECT pg_get_wal_replay_pause_state()").strip() != "paused":
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(f"the standby did not pause its replay in {timeout:.0f} s")
+            time.sleep(0.01)
+
+    def resume_replay(self) -> None:
+        self.psql("SELECT pg_wal_replay_resume()")
+
     def promote(self) -> None:
         """Make this standby a primary (it stops following its primary and accepts writes)."""
         self._run_as_server_user([str(self.bin_dir / "pg_ctl"), "promote", "-D", str(self.pgdata), "-w", "-t", "60"])
