@@ -46,7 +46,7 @@ async def _per_call_ms(url: str, days_back: int, calls: int) -> dict:
                     async with connection.transaction():
                         await connection.execute(GENERIC)
                         if name == "hold":
-                            await connection.fetchrow(q.HOLD, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), True, 5, 600, "t")
+                            await connection.fetchrow(q.HOLD, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), True, 5, 600, "t", None)
                         else:
                             await connection.fetchrow(q.CONFIRM, uuid.uuid4(), uuid.uuid4(), "t", None, "app", 30,
                                                       "", "confirm", "")

@@ -49,7 +49,11 @@ def test_a_database_that_went_away_is_a_503_to_retry(error: Exception) -> None:
 
 
 async def test_a_lost_database_answers_503_not_500_over_http(tmp_path) -> None:
-    """A real app whose PostgreSQL is stopped under it: reads and writes get 503 with Retry-After."""
+    """A real app whose PostgreSQL is stopped under it: each request is tried again for the retry budget
+    (1 s here), then reads and writes get 503 with Retry-After. A server back within the budget answers the
+    request that was waiting for it."""
+    import asyncio
+
     import httpx
 
     from tests.servers import running_app
@@ -59,7 +63,7 @@ async def test_a_lost_database_answers_503_not_500_over_http(tmp_path) -> None:
     try:
         url = server.start()
         run_cli(*vetbook_command("migrate"), database_url=url)
-        with running_app(url, tmp_path / "app.log") as app:
+        with running_app(url, tmp_path / "app.log", env={"VETBOOK_DATABASE_RETRY_SECONDS": "1"}) as app:
             async with httpx.AsyncClient(base_url=app.base_url, timeout=15) as http:
                 assert (await http.get("/")).status_code == 200  # the home page lists the clinics
                 server.stop()
@@ -71,7 +75,17 @@ async def test_a_lost_database_answers_503_not_500_over_http(tmp_path) -> None:
                 assert api.json()["status"] == 503
                 assert "switching database servers" in api.json()["detail"]
                 assert "text/html" in page.headers["content-type"]
+                assert "database away: request retried" in app.log()
                 server.start()
                 assert (await http.get("/")).status_code == 200
+        with running_app(url, tmp_path / "app.log", env={"VETBOOK_DATABASE_RETRY_SECONDS": "30"}) as app:
+            async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as http:
+                assert (await http.get("/")).status_code == 200
+                server.stop()
+                waiting = asyncio.create_task(http.get("/"))
+                await asyncio.sleep(0.5)
+                assert not waiting.done()
+                await asyncio.to_thread(server.start)
+                assert (await waiting).status_code == 200
     finally:
         server.destroy()

@@ -38,6 +38,7 @@ from web.core.api import HealthController
 from web.core.connections import connection_per_request_middleware
 from web.core.database import close_pools, open_pools
 from web.core.errors import EXCEPTION_HANDLERS
+from web.core.failover import retry_when_database_away_middleware
 from web.core.jobs import Job, Scheduler
 from web.core.locale_middleware import locale_middleware
 from web.core.logging import configure_logging
@@ -166,6 +167,8 @@ def create_app() -> Litestar:
         # The language middleware runs after authentication: a signed-in person's saved language counts.
         middleware=[
             DefineMiddleware(security_headers_middleware),
+            # Outermost but for the headers: each run of a request gets a fresh connection of its own.
+            retry_when_database_away_middleware,
             # Outside the request's connection: it runs after the connection is given back, when all of the
             # request's commits are done (web/core/routing.py, read-your-writes).
             routing.read_your_writes_middleware,

@@ -59,6 +59,9 @@ class Settings:
     partition_months_ahead: int
     # A replica further behind the primary than this is skipped (web/core/routing.py).
     replica_max_lag_seconds: float
+    # How long a request whose database went away is run again before it is answered 503
+    # (web/core/failover.py): longer than a failover takes (Patroni: its leader TTL).
+    database_retry_seconds: float
     # Signs CSRF tokens; every app process must share it (see ``secret_key``).
     secret_key: str
     web_session_ttl_hours: int
@@ -132,6 +135,7 @@ def get_settings() -> Settings:
         payment_ttl_minutes=_int_env("VETBOOK_PAYMENT_TTL_MINUTES", 30),
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
         replica_max_lag_seconds=float(_int_env("VETBOOK_REPLICA_MAX_LAG_SECONDS", 5)),
+        database_retry_seconds=float(_int_env("VETBOOK_DATABASE_RETRY_SECONDS", 10)),
         secret_key=secret_key,
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
         api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),

@@ -1,5 +1,6 @@
-"""Holds over the JSON API: confirming or releasing twice does it once, concurrent confirmations of one
-hold make one booking, and expiry (of holds and of unpaid bookings) gives places back exactly once."""
+"""Holds over the JSON API: confirming or releasing twice does it once, a hold repeated with its
+Idempotency-Key or a cancel with its version is the same write, concurrent confirmations of one hold make
+one booking, and expiry (of holds and of unpaid bookings) gives places back exactly once."""
 
 from __future__ import annotations
 
@@ -41,11 +42,71 @@ async def test_confirming_a_hold_twice_makes_one_booking(own_database, conn, cli
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "pending_payment" and first.json()["payment_status"] == "pending"
     before = await snapshot(conn)
+    # A retry after a lost answer, or a second tab: the same booking, nothing written again.
     second = await confirm_over_api(client, person, held)
 
-    assert second.status_code == 409
-    assert second.json()["detail"] == "This hold is already confirmed."
+    assert second.status_code == 201, second.text
+    assert second.json() == first.json()
     assert await bookings_of(conn, held["reservation_id"]) == 1
+    assert await snapshot(conn) == before
+    assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
+
+
+async def hold_with_key(client, person, slot_id, key: str, pet_id=None):
+    return await client.post("/api/v1/reservations", headers=person.headers | {"Idempotency-Key": key},
+                             json={"slot_id": str(slot_id), "pet_id": str(pet_id or person.pet["pet_id"])})
+
+
+async def test_a_hold_repeated_with_its_idempotency_key_is_the_same_hold(own_database, conn, client) -> None:
+    scene = await clinic_scene(conn)
+    person, other = await owner(conn), await owner(conn)
+    contested, elsewhere = await slot(conn, scene, capacity=3), await slot(conn, scene, hour=14, capacity=3)
+
+    first = await hold_with_key(client, person, contested["slot_id"], "retry-key-0001")
+    repeats = await asyncio.gather(*(hold_with_key(client, person, contested["slot_id"], "retry-key-0001")
+                                     for _ in range(4)))
+    # The key is the owner's own: another owner's same key is another hold.
+    others = await hold_with_key(client, other, contested["slot_id"], "retry-key-0001")
+
+    assert first.status_code == 201, first.text
+    assert [(r.status_code, r.json()) for r in repeats] == [(201, first.json())] * 4
+    assert others.status_code == 201 and others.json()["reservation_id"] != first.json()["reservation_id"]
+    assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
+    assert await conn.fetchval("SELECT count(*) FROM reservations WHERE user_id = $1", person.user_id) == 1
+
+    # The same key for another slot is a mistake of the client, refused without a change.
+    before = await snapshot(conn)
+    reused = await hold_with_key(client, person, elsewhere["slot_id"], "retry-key-0001")
+    malformed = await hold_with_key(client, person, elsewhere["slot_id"], "short")
+    assert (reused.status_code, reused.json()["detail"]) == (
+        422, "This Idempotency-Key was already used for another hold.")
+    assert malformed.status_code == 422 and malformed.json()["errors"][0]["field"] == "idempotency_key"
+    assert await snapshot(conn) == before
+    assert (await slot_row(conn, elsewhere["slot_id"]))["remaining"] == 3
+
+    # Confirmed meanwhile: the repeat still names the same hold, whose confirm answers the same booking.
+    booked = await confirm_over_api(client, person, first.json())
+    again = await hold_with_key(client, person, contested["slot_id"], "retry-key-0001")
+    assert again.json()["reservation_id"] == first.json()["reservation_id"]
+    assert (await confirm_over_api(client, person, again.json())).json() == booked.json()
+
+
+async def test_a_cancel_repeated_with_its_version_answers_the_cancelled_booking(own_database, conn, client) -> None:
+    scene = await clinic_scene(conn)
+    person = await owner(conn)
+    contested = await slot(conn, scene, capacity=1)
+    booking = (await confirm_over_api(client, person, await hold_over_api(client, person, contested["slot_id"]))).json()
+    url = f"/api/v1/bookings/{booking['booking_id']}/cancel"
+    body = {"reason": "customer_request", "version": booking["version"]}
+
+    first = await client.post(url, headers=person.headers, json=body)
+    before = await snapshot(conn)
+    repeat = await client.post(url, headers=person.headers, json=body)
+    other_reason = await client.post(url, headers=person.headers, json=body | {"reason": "other"})
+
+    assert first.status_code == 200, first.text
+    assert (repeat.status_code, repeat.json()) == (200, first.json())
+    assert other_reason.status_code == 409
     assert await snapshot(conn) == before
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
 
@@ -108,10 +169,11 @@ async def test_one_hold_confirmed_by_concurrent_requests_makes_exactly_one_booki
         answers = sorted(
             response.status_code for (who, _), response in zip(attempts, responses, strict=True) if who is person
         )
-        assert answers == [201, 409, 409, 409], answers
+        # One made the booking; the others, repeats with the token, were answered the same booking.
+        assert answers == [201, 201, 201, 201], answers
+        assert len({response.json()["booking_id"] for (who, _), response in zip(attempts, responses, strict=True)
+                    if who is person}) == 1
         assert await bookings_of(conn, held["reservation_id"]) == 1
-    refusals = {response.json()["detail"] for response in responses if response.status_code == 409}
-    assert refusals == {"This hold is already confirmed."}
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 0
     assert await services.slot_invariant_violations() == []
 

@@ -107,7 +107,7 @@ async def build_world(conn: asyncpg.Connection) -> World:
     pet = await make_pet(conn, owner)
     slot = await make_slot(conn, clinic, service, staff, start=local_start(clinic, hour=10))
     open_slot = await make_slot(conn, clinic, service, None, start=local_start(clinic, hour=11))
-    reservation = await make_reservation(conn, slot, owner, pet)
+    reservation = await make_reservation(conn, slot, owner, pet, idempotency_key="world-hold-0001")
     booking = await make_booking(
         conn, slot, owner, pet,
         reservation_id=reservation["reservation_id"], status="confirmed", payment_status="paid",
@@ -361,6 +361,10 @@ RESERVATION_CASES = [
     case("reservations", "reservations_lock_token_key", UniqueViolationError,
          {"lock_token": lambda w: w.reservation["lock_token"]}, "token already used"),
     case("reservations", "reservations_status_check", CheckViolationError, {"status": "held"}),
+    case("reservations", "reservations_owner_idempotency_key_idx", UniqueViolationError,
+         {"idempotency_key": "world-hold-0001"}, "the owner's key already used"),
+    case("reservations", "reservations_idempotency_key_format", CheckViolationError,
+         {"idempotency_key": "short"}, "7 characters"),
     case("reservations", "reservations_expiry_check", CheckViolationError,
          {"created_at": NOW, "expires_at": NOW}, "expires when made"),
     case("reservations", "reservations_expiry_check", CheckViolationError,

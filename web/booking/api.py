@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from web.accounts.auth import owner_only, signed_in, staff_only
@@ -91,9 +91,11 @@ class ReservationApiController(Controller):
     guards = [owner_only]
 
     @post("/", status_code=HTTP_201_CREATED)
-    async def hold(self, request: Request, data: JSONBody[HoldRequest]) -> HoldOut:
-        """Hold a place for HOLD_TTL_SECONDS (409 when the slot cannot be held)."""
-        row = await services.hold(request.user, data.slot_id, data.pet_id)
+    async def hold(self, request: Request, data: JSONBody[HoldRequest],
+                   idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None) -> HoldOut:
+        """Hold a place for HOLD_TTL_SECONDS (409 when the slot cannot be held). With an ``Idempotency-Key``
+        header (8–64 of ``A-Za-z0-9._:-``), a repeat answers the hold the first request made."""
+        row = await services.hold(request.user, data.slot_id, data.pet_id, idempotency_key)
         return HoldOut(reservation_id=row["reservation_id"], lock_token=row["lock_token"],
                        expires_at=row["expires_at"], slot_id=row["slot_id"])
 
@@ -104,7 +106,8 @@ class ReservationApiController(Controller):
 
     @post("/{reservation_id:uuid}/confirm", status_code=HTTP_201_CREATED)
     async def confirm(self, request: Request, reservation_id: FromPath[UUID], data: JSONBody[ConfirmRequest]) -> BookingOut:
-        """Turn the hold into a booking (410 when it expired, 409 when already confirmed or released)."""
+        """Turn the hold into a booking (410 when it expired, 409 when released). A repeat with the same
+        token answers the same booking."""
         return booking_out(await services.confirm(request.user, reservation_id, data.lock_token, data.notes))
 
 

@@ -9,6 +9,7 @@ status-history trigger records who acted, why, and with what refund); capacity i
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -92,18 +93,36 @@ def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
 # ------------------------------------------------------------------ holds
 
 
-async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID) -> dict:
+IDEMPOTENCY_KEY_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID, idempotency_key: str | None = None) -> dict:
     """Hold one place of ``slot_id`` for ``pet_id`` for HOLD_TTL_SECONDS. Returns the reservation with
     its unguessable ``lock_token``. SlotUnavailable (409) when the slot cannot be held; nothing is
-    written then."""
+    written then. With ``idempotency_key``, a repeat (a retry after a lost connection, a double click)
+    returns the hold the first request made, as it is now; the same key for another slot or pet is 422."""
     settings = get_settings()
     if owner.role != ROLE_OWNER:
         raise DomainError(N_("Only pet owners hold slots for themselves."), status=403)
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_FORMAT.match(idempotency_key):
+        raise InvalidInput({"idempotency_key": N_("Use 8 to 64 letters, digits or . _ : -")})
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
                          N_("You are holding slots too quickly. Wait a moment and try again."))
     async with transaction_as(owner.user_id, reason="hold", lock=(q.OWNER_HOLDS_LOCK, str(owner.user_id))):
-        held = await sql.fetchrow(q.HOLD, slot_id, pet_id, owner.user_id, places.WITH_NOTICE,
-                                  settings.max_active_holds, settings.hold_ttl_seconds, _new_lock_token())
+        # Under the owner's lock: no other hold of this owner, with this key or not, is being made now.
+        earlier = (await sql.fetchrow(q.HOLD_BY_IDEMPOTENCY_KEY, owner.user_id, idempotency_key)
+                   if idempotency_key is not None else None)
+        if earlier is None:
+            held = await sql.fetchrow(q.HOLD, slot_id, pet_id, owner.user_id, places.WITH_NOTICE,
+                                      settings.max_active_holds, settings.hold_ttl_seconds, _new_lock_token(),
+                                      idempotency_key)
+    if earlier is not None:
+        if (earlier["slot_id"], earlier["pet_id"]) != (slot_id, pet_id):
+            raise InvalidInput({"idempotency_key": N_("This key was already used for another hold.")},
+                               detail=N_("This Idempotency-Key was already used for another hold."))
+        return {"reservation_id": earlier["reservation_id"], "lock_token": earlier["lock_token"],
+                "expires_at": earlier["expires_at"], "slot_id": earlier["slot_id"],
+                "status": earlier["hold_status"]}
     if held["reservation_id"] is not None:
         return {"reservation_id": held["reservation_id"], "lock_token": held["lock_token"],
                 "expires_at": held["expires_at"], "slot_id": held["slot_id"], "status": held["hold_status"]}
@@ -138,8 +157,9 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
                   source: str = "app") -> dict:
     """Turn a pending, unexpired hold into a booking priced from the slot (or its service). A free
     service is confirmed (and paid) at once; otherwise the booking waits for payment until
-    ``payment_due_at``. 410 when the hold expired (its place is returned), 409 when it is no longer
-    pending or the token does not match."""
+    ``payment_due_at``. Confirming a confirmed hold again with its token returns the same booking (so a
+    retried request is safe). 410 when the hold expired (its place is returned), 409 when it was released
+    or the token does not match."""
     settings = get_settings()
     if notes is not None and len(notes) > 2000:
         raise InvalidInput({"notes": N_("Use at most 2000 characters.")})
@@ -159,6 +179,10 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
         raise Conflict(N_("This hold's token does not match."))
     status = confirmed["hold_status"]
     if status == state.HOLD_CONFIRMED:
+        # A repeat (a retry after a lost connection, a second tab) by the token's holder: the same booking.
+        booking = await sql.fetchrow(q.BOOKING_OF_CONFIRMED_HOLD, reservation_id, owner.user_id)
+        if booking is not None:
+            return dict(booking)
         raise Conflict(N_("This hold is already confirmed."))
     if status != state.HOLD_PENDING:
         raise (Gone if status == state.HOLD_EXPIRED else Conflict)(
@@ -200,7 +224,9 @@ def refund_amount(final_amount: Decimal, policy: RefundPolicy) -> Decimal:
 
 async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int, notes: str | None = None) -> dict:
     """Cancel a booking (optimistic lock on ``version``). A paid booking is refunded by policy and the
-    refund recorded on its payment; the place returns to the slot (a blocked slot stays blocked)."""
+    refund recorded on its payment; the place returns to the slot (a blocked slot stays blocked). The same
+    cancel repeated by the same person (same ``version`` and reason, the booking now one version on)
+    answers the cancelled booking, so that a retried request is safe."""
     if reason not in CANCELLATION_REASONS:
         raise InvalidInput({"reason": N_("Choose one of: ") + ", ".join(CANCELLATION_REASONS) + "."})
     if notes is not None and len(notes) > 2000:
@@ -208,6 +234,11 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
     by_clinic = actor.role != ROLE_OWNER
     async with transaction_as(actor.user_id, reason=reason) as transaction:
         booking = await _booking_for_update(actor, booking_id)
+        if (booking["status"] == state.CANCELLED and booking["version"] == version + 1
+                and booking["cancellation_reason"] == reason
+                and await sql.fetchval(q.CANCELLED_BY, booking_id, booking["created_at"]) == actor.user_id):
+            # This very cancel, repeated by its author (a retry after a lost connection): the booking as it is.
+            return dict(booking)
         state.require_version(booking, version)
         state.require_transition(booking["status"], state.CANCELLED)
         policy, refunded = None, Decimal(0)

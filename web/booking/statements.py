@@ -64,7 +64,8 @@ PET_IS_BUSY = "SELECT " + _pet_is_busy("$1", "$2", "$3", "$4", "$5::date")
 # has that still count (by the database's clock, as everywhere a hold's expiry is checked); whether the pet
 # is busy then. Then, only when the owner's rules pass ($5: the most holds at once), the slots feature's
 # guarded take of a place ($4: with the clinic's notice), which decides every race, and the reservation for
-# it, whose expiry the database's clock computes (now() + $6 seconds). The verdict comes back in every case,
+# it, whose expiry the database's clock computes (now() + $6 seconds), with the client's idempotency key ($8,
+# or NULL). The verdict comes back in every case,
 # the reservation's columns only when a place was taken: the service says why from the verdict otherwise.
 HOLD = f"""
 WITH t AS (
@@ -85,13 +86,20 @@ taken AS ({slot_statements.take_place_where(
     "$1", "(SELECT date FROM verdict)", "$4",
     only_if="(SELECT own_pet AND pending_holds < $5 AND NOT pet_busy FROM verdict)")}),
 placed AS (
-    INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-    SELECT $3, $2, taken.slot_id, verdict.date, verdict.service_id, now() + make_interval(secs => $6), $7
+    INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token,
+                              idempotency_key)
+    SELECT $3, $2, taken.slot_id, verdict.date, verdict.service_id, now() + make_interval(secs => $6), $7, $8
     FROM taken, verdict
     RETURNING reservation_id, lock_token, expires_at, status
 )
 SELECT verdict.*, placed.reservation_id, placed.lock_token, placed.expires_at, placed.status AS hold_status
 FROM verdict LEFT JOIN placed ON true
+"""
+
+# The owner's ($1) hold made earlier with this idempotency key ($2), whatever has become of it since.
+HOLD_BY_IDEMPOTENCY_KEY = """
+SELECT reservation_id, lock_token, expires_at, slot_id, pet_id, status AS hold_status
+FROM reservations WHERE user_id = $1 AND idempotency_key = $2
 """
 
 # Guarded: only the owner's own pending hold is released; RETURNING says which slot gets its place back.
@@ -164,12 +172,28 @@ FROM hold LEFT JOIN booked ON true
 
 CONFIRM = _confirm()
 
+# The booking a confirmed hold ($1) of this owner ($2) made, with its visit's times (what CONFIRM answers):
+# a confirm repeated with the hold's token gets it again.
+BOOKING_OF_CONFIRMED_HOLD = """
+SELECT b.*, s.start_time, s.end_time
+FROM bookings b JOIN slots s ON s.slot_id = b.slot_id AND s.date = b.slot_date
+WHERE b.reservation_id = $1 AND b.user_id = $2
+ORDER BY b.created_at LIMIT 1
+"""
+
 # A hold found expired at its confirm: marked so (guarded: only while still pending), with its slot's key
 # to give the place back.
 EXPIRE_HOLD = f"""
 UPDATE reservations SET status = '{state.HOLD_EXPIRED}'
 WHERE reservation_id = $1 AND status = '{state.HOLD_PENDING}' AND expires_at <= now()
 RETURNING slot_id, slot_date
+"""
+
+# Who cancelled the booking ($1, created $2): a cancel repeated by the same person is that cancel again.
+CANCELLED_BY = """
+SELECT changed_by FROM booking_history
+WHERE booking_id = $1 AND booking_created_at = $2 AND new_status = 'cancelled'
+ORDER BY changed_at DESC LIMIT 1
 """
 
 # One UPDATE on the composite key (booking_id, created_at): the partition key prunes to one month.

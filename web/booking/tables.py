@@ -26,6 +26,8 @@ class Reservation(Table, tablename="reservations"):
     updated_at = Timestamptz(default=TimestamptzNow())
     expires_at = Timestamptz()
     lock_token = Varchar(length=64, unique=True)
+    # The client's Idempotency-Key (migration 0020), unique per owner.
+    idempotency_key = Varchar(length=64, null=True, default=None)
 
 
 class Booking(Table, tablename="bookings"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from web.core.connections import VetbookEngine, keep_session_state
 from web.core.embedded_postgres import LocalPostgres
@@ -30,24 +31,40 @@ def resolve_database_url() -> str:
     return url
 
 
+def primary_dsn(url: str) -> str:
+    """``url``, and when it names several hosts (``postgresql://u:p@h1:5432,h2:5432/db``, the form Patroni
+    and libpq use for a failover pair), with ``target_session_attrs=read-write`` unless it says otherwise:
+    asyncpg then tries the hosts in turn and keeps the one that takes writes, so a new connection after a
+    failover finds the new primary. One host is left as it is."""
+    base, _, query = url.partition("?")
+    authority = base.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if "," not in authority or "target_session_attrs" in options:
+        return url
+    return f"{base}?{urlencode(options | {'target_session_attrs': 'read-write'})}"
+
+
 def replica_urls(setting: str) -> list[str]:
     """The replicas of ``DATABASE_REPLICA_URL``: one URL, or several separated by commas."""
     return [url.strip() for url in setting.split(",") if url.strip()]
 
 
 def create_engine(url: str, replica_url: str = "") -> VetbookEngine:
-    """The primary's engine. With ``replica_url`` (one URL or several, comma-separated), lag-tolerant reads
-    go to those servers, nodes named replica-1, replica-2, … (see web/core/routing.py); without it they stay
-    on the primary."""
-    settings = get_settings()
+    """The primary's engine (``url`` may name several hosts: see ``primary_dsn``). With ``replica_url`` (one
+    URL or several, comma-separated), lag-tolerant reads go to those servers, nodes named replica-1,
+    replica-2, … (see web/core/routing.py); without it they stay on the primary."""
     replicas = replica_urls(replica_url)
-    extra_nodes = ({f"replica-{number}": create_engine(replica) for number, replica in enumerate(replicas, 1)}
+    extra_nodes = ({f"replica-{number}": _engine(replica) for number, replica in enumerate(replicas, 1)}
                    if replicas else None)
+    return _engine(primary_dsn(url), extra_nodes)
+
+
+def _engine(dsn: str, extra_nodes: dict[str, VetbookEngine] | None = None) -> VetbookEngine:
     return VetbookEngine(
         config={
-            "dsn": url,
+            "dsn": dsn,
             # 0 behind PgBouncer in transaction mode, where prepared statements do not survive a transaction.
-            "statement_cache_size": settings.db_statement_cache_size,
+            "statement_cache_size": get_settings().db_statement_cache_size,
             "server_settings": {"application_name": "vetbook"},
         },
         # Piccolo would try to create uuid-ossp, which the embedded server lacks; gen_random_uuid() is built in.

@@ -30,7 +30,7 @@ import socket
 import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -88,6 +88,9 @@ class LocalPostgres:
     max_connections: int = 200
     # The primary this server is a hot standby of (None: a primary of its own).
     standby_of: LocalPostgres | None = None
+    # More settings of this node alone, given on the command line like the port (e.g. a standby's
+    # recovery_min_apply_delay): never written to a file that pg_basebackup or pg_rewind would copy.
+    settings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
@@ -185,12 +188,38 @@ class LocalPostgres:
         self._run_as_server_user([str(self.bin_dir / "pg_ctl"), "promote", "-D", str(self.pgdata), "-w", "-t", "60"])
         self.standby_of = None
 
-    def stop(self) -> bool:
-        """Stop the server if it runs (fast shutdown). Returns whether it was running."""
+    def rejoin(self, primary: LocalPostgres) -> None:
+        """Bring this stopped former primary back as a standby of ``primary`` (the node promoted in its
+        place): ``pg_rewind`` winds back what it wrote after the two parted (its transactions that the new
+        primary never received, which no client was told had committed when replication is synchronous),
+        copies what changed since, and ``-R`` makes it follow ``primary``. A server killed without a
+        clean shutdown is first run through crash recovery by pg_rewind itself."""
+        if self.is_running():
+            raise EmbeddedPostgresError("stop the server before it rejoins as a standby")
+        source = (f"host=127.0.0.1 port={primary._port_file.read_text().strip()} user={SUPERUSER} "
+                  f"dbname=postgres")
+        self._run_as_server_user(
+            [str(self.bin_dir / "pg_rewind"), "--target-pgdata", str(self.pgdata), "--source-server", source,
+             "--write-recovery-conf", "--progress"],
+            env={"PGPASSWORD": primary.password},
+        )
+        self.standby_of = primary
+        self.port = self.port or int(self._port_file.read_text())
+        self._start_server()
+
+    def set_setting(self, name: str, value: str) -> None:
+        """ALTER SYSTEM SET ``name`` and reload: for settings of the node's role that change with it (a
+        primary's synchronous_standby_names)."""
+        self.psql(f"ALTER SYSTEM SET {name} = '{value}'")
+        self.psql("SELECT pg_reload_conf()")
+
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the server if it runs. ``mode`` is pg_ctl's: ``fast`` (clean), or ``immediate`` (a crash:
+        no checkpoint, what a power cut or a SIGKILL leaves). Returns whether it was running."""
         if not self.is_running():
             return False
         self._run_as_server_user(
-            [str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60"]
+            [str(self.bin_dir / "pg_ctl"), "stop", "-D", str(self.pgdata), "-m", mode, "-w", "-t", "60"]
         )
         return True
 
@@ -344,6 +373,7 @@ class LocalPostgres:
             "-c timezone=UTC",
             # pg_rewind needs it (or data checksums) to bring a failed primary back as a standby.
             "-c wal_log_hints=on",
+            *(f"-c {name}={value}" for name, value in self.settings.items()),
         ]
         if self.fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]

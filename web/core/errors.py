@@ -157,24 +157,42 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
 
 
 # The database went away under the request: it is shutting down or restarting (57P01, 57P03), it is no
-# longer the primary (25006: a failover made it a standby), or the connection was lost (08xxx, or no
-# PostgreSQL error at all). The transaction did not commit, so nothing was written: a 503 the client may
-# retry, never a 500. (Retrying it for the client is issue 13's next step.)
-DATABASE_AWAY = (asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError, asyncpg.ReadOnlySQLTransactionError,
-                 asyncpg.PostgresConnectionError)
+# longer the primary (25006: a failover made it a standby), the connection was lost (08xxx, or no PostgreSQL
+# error at all), or no host of a multi-host URL takes writes yet (a failover under way). The transaction
+# did not commit, so nothing was written. web/core/failover.py runs the request again for a while; when that
+# runs out, a 503 the client may retry, never a 500.
+DATABASE_AWAY_ERRORS = (asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
+                        asyncpg.ReadOnlySQLTransactionError, asyncpg.PostgresConnectionError,
+                        asyncpg.exceptions.TargetServerAttributeNotMatched, ConnectionError)
 DATABASE_AWAY_RETRY_AFTER = "2"
 
 
+def is_database_away(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_AWAY_ERRORS) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
+
+
 def handle_database_away(request: Request, exc: Exception) -> Response:
+    from web.core import failover
+
     log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
+    failover.mark_database_away(request.scope)
     return _answer(request, 503, N_("The service is switching database servers. Please try again in a moment."),
                    headers={"Retry-After": DATABASE_AWAY_RETRY_AFTER})
+
+
+def handle_interface_error(request: Request, exc: asyncpg.InterfaceError) -> Response:
+    """A statement on a connection asyncpg already knows is closed (it died under an earlier statement of
+    the request): the database went away. Any other interface error is our bug."""
+    if is_database_away(exc):
+        return handle_database_away(request, exc)
+    return handle_internal_error(request, exc)
 
 
 def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Response:
     """A safety net: services translate the rules they know; a constraint that still fires is the client's
     input breaking a rule, not a crash."""
-    if isinstance(exc, DATABASE_AWAY):
+    if isinstance(exc, DATABASE_AWAY_ERRORS):
         return handle_database_away(request, exc)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         # The constraint's name is for the log: on a partition it reads like slots_202612_..._key.
@@ -221,6 +239,8 @@ EXCEPTION_HANDLERS = {
     asyncpg.PostgresError: handle_database_error,
     # A lost connection is no PostgresError: asyncpg's own, or the socket's (refused, reset).
     asyncpg.ConnectionDoesNotExistError: handle_database_away,
+    asyncpg.exceptions.TargetServerAttributeNotMatched: handle_database_away,
+    asyncpg.InterfaceError: handle_interface_error,
     ConnectionError: handle_database_away,
     RecursionError: handle_recursion_error,
     decimal.InvalidOperation: handle_invalid_number,

@@ -3,6 +3,7 @@ and the filters that format money, dates, times and durations with Babel."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -140,6 +141,8 @@ def configure_jinja(environment: Environment) -> None:
     )
     environment.globals["page_locale"] = _page_locale
     environment.globals["language_options"] = _language_options
+    # One per rendered form that writes: a double click or a retried request repeats it, not the write.
+    environment.globals["new_idempotency_key"] = lambda: secrets.token_urlsafe(16)
     environment.filters.update({
         "translate": _translate_filter,
         "money": _money_filter,

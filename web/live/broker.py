@@ -169,9 +169,11 @@ def _listen_dsn() -> str:
     # DATABASE_LISTEN_URL to the server itself.
     from piccolo.engine import engine_finder
 
+    from web.core.database import primary_dsn
     from web.settings import get_settings
 
-    return get_settings().listen_database_url or engine_finder().config["dsn"]
+    # Several hosts: the listener follows the primary through a failover (LISTEN fails on a standby).
+    return primary_dsn(get_settings().listen_database_url or engine_finder().config["dsn"])
 
 
 _broker: LiveBroker | None = None

@@ -206,7 +206,7 @@ class SlotFinderController(Controller):
             raise InvalidInput({"pet_id": N_("Add your pet first.")}, detail=N_("Add your pet first."))
         failure = None
         try:
-            reservation = await booking_services.hold(user, slot_id, pet_id)
+            reservation = await booking_services.hold(user, slot_id, pet_id, data.get("idempotency_key") or None)
         except booking_services.SlotUnavailable as exc:
             failure = {"taken": True, "message": exc.detail, "status": 409}
         except TooManyRequestsException as exc:
