@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip --disable-pip-version-check -q
 
-.PHONY: run test test-pg18 test-pg15 test-clock-edges venv system-deps db-stop lint lock bench docker-build clean
+.PHONY: run test test-pg18 test-pg15 test-quick test-clock-edges venv system-deps db-stop lint lock bench docker-build clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: venv system-deps test-pg18 test-pg15
 
 test-pg18: venv
 	$(BIN)/pytest -q -p no:cacheprovider
+
+## A quicker local run: no browser tests, no failover drills (make test runs them all)
+test-quick: venv
+	$(BIN)/pytest -q -p no:cacheprovider -m "not e2e and not drill"
 
 test-pg15: venv
 	VETBOOK_TEST_PG=15 $(BIN)/pytest -q -p no:cacheprovider tests/db

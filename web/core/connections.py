@@ -42,6 +42,11 @@ class _RequestConnection:
     async def get(self) -> asyncpg.Connection:
         if self.connection is None:
             self.connection = await self.pool.acquire()
+        elif self.connection._con is None:
+            # asyncpg detaches a pooled connection that died (the server went away between two of the
+            # request's statements): the request must not go on half done on another one, so it ends as a
+            # database-away error, which web/core/failover.py runs again from the start.
+            raise asyncpg.ConnectionDoesNotExistError("the request's database connection was lost")
         return self.connection
 
     async def give_back(self) -> None:

@@ -73,6 +73,17 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+# Settings of every node of a cluster alike, so they live in postgresql.conf (which pg_basebackup and pg_rewind
+# copy) and also apply when pg_rewind runs the server in single-user mode for crash recovery, without our
+# command line. pg_rewind reads the failed primary's WAL back to the last checkpoint before the nodes parted;
+# without wal_keep_size that crash recovery's checkpoint recycles those segments (production keeps a WAL
+# archive and runs pg_rewind --restore-target-wal). It also lets a standby that was away catch up.
+CLUSTER_SETTINGS = """
+# VetBook's local cluster (web/core/embedded_postgres.py)
+wal_keep_size = 256MB
+"""
+
+
 @dataclass
 class LocalPostgres:
     """A PostgreSQL cluster in ``data_dir`` served on 127.0.0.1.
@@ -335,6 +346,8 @@ class LocalPostgres:
             self._run_as_server_user(args)
         finally:
             pwfile.unlink(missing_ok=True)
+        with (self.pgdata / "postgresql.conf").open("a") as config:
+            config.write(CLUSTER_SETTINGS)
 
     def _copy_primary_if_needed(self) -> None:
         """A new standby's cluster: a base backup of the running primary, streamed (``-X stream``) with a
