@@ -60,6 +60,8 @@ class Scene:
     stranger_token: str
     receptionist_token: str
     manager_session: str
+    # A manager of every clinic: the database health page is theirs.
+    chain_manager_session: str
 
 
 async def _seed(url: str) -> dict:
@@ -81,6 +83,8 @@ async def _seed(url: str) -> dict:
             "stranger_token": await make_session(connection, stranger, "api"),
             "receptionist_token": await make_session(connection, receptionist, "api"),
             "manager_session": await make_session(connection, manager, "web"),
+            "chain_manager_session": await make_session(connection, await make_user(connection, role="manager"),
+                                                        "web"),
         }
     finally:
         await connection.close()
@@ -199,6 +203,30 @@ async def test_a_manager_sees_the_new_data_as_of_after_refresh_now(scene: Scene)
         assert new_as_of and new_as_of > as_of, (as_of, new_as_of)
 
 
+def _node_section(html: str, marker: str) -> str:
+    """The part of the health page from ``marker`` to the next node's section (or the tables' sections)."""
+    start = html.index(marker)
+    ends = [html.find(end, start + len(marker)) for end in ('data-testid="node-replica"', 'data-testid="dead-tuples"')]
+    return html[start:min(end for end in ends if end != -1)]
+
+
+async def test_the_database_health_page_shows_each_node_with_its_own_figures(scene: Scene) -> None:
+    cookies = {"vb_session": scene.chain_manager_session}
+    async with httpx.AsyncClient(base_url=scene.app.base_url, timeout=30, cookies=cookies) as manager:
+        await _wait_until_the_replica_is_used(manager, scene)
+        await _places(manager, scene, scene.stranger_token)  # a read the replica answers
+        page = await manager.get("/manage/database")
+    assert page.status_code == 200, page.text
+    primary = _node_section(page.text, 'data-testid="node-primary"')
+    replica = _node_section(page.text, 'data-testid="node-replica" data-node="replica-1"')
+    for node in (primary, replica):
+        assert re.search(r'data-testid="cache-database">\d+\.\d %', node)
+        assert 'data-testid="slow-statement"' in node
+    assert 'data-testid="replica-lag"' in replica
+    # The replica's statements are its own: the primary's writes are not among them.
+    assert not re.search(WRITE_STATEMENT, replica, re.IGNORECASE)
+
+
 async def test_the_replica_ran_reads_only_and_its_loss_changes_nothing_for_people(scene: Scene) -> None:
     # After the journeys above (the file's order), whose reads the replica served, and one more of its own.
     async with httpx.AsyncClient(base_url=scene.app.base_url, timeout=30) as reader:
@@ -224,3 +252,7 @@ async def test_the_replica_ran_reads_only_and_its_loss_changes_nothing_for_peopl
         assert ready.status_code == 200
         assert ready.json()["ready"] is True
         assert ready.json()["replicas"][0]["reachable"] is False
+        reader.cookies.set("vb_session", scene.chain_manager_session)
+        health = await reader.get("/manage/database")
+        assert health.status_code == 200
+        assert 'data-testid="replica-unreachable"' in health.text

@@ -13,6 +13,7 @@ normalised) are not shown at all.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from web.accounts.auth import ROLE_MANAGER, CurrentUser
-from web.core import sql
+from web.core import readiness, sql
 from web.core.errors import DomainError
 from web.core.messages import N_
 
@@ -107,17 +108,34 @@ _QUOTED_LITERAL = re.compile(r"'")
 
 
 @dataclass
-class DatabaseHealth:
+class NodeFigures:
+    """What differs from node to node: each server has its own statement statistics, buffer cache and
+    lock queue. ``name``: "primary", or the replica's ("replica-1", …)."""
+
+    name: str
+    reachable: bool = True
+    in_recovery: bool | None = None
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
     statements: list[dict] = field(default_factory=list)
     # Why there are no statements to show (None when they are shown).
     statements_note: str | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+    lock_waits: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class DatabaseHealth(NodeFigures):
+    """The primary's figures, the tables' (the same data on every node: read on the primary), and every
+    replica's own figures."""
+
+    name: str = "primary"
     indexes: list[dict] = field(default_factory=list)
     unused_indexes: int = 0
     unused_index_bytes: int = 0
-    cache: dict[str, Any] = field(default_factory=dict)
     dead_tuples: list[dict] = field(default_factory=list)
-    lock_waits: list[dict] = field(default_factory=list)
     partitions: list[dict] = field(default_factory=list)
+    replicas: list[NodeFigures] = field(default_factory=list)
 
 
 def shown_statement(text: str | None) -> str | None:
@@ -128,25 +146,46 @@ def shown_statement(text: str | None) -> str | None:
     return text if len(text) <= STATEMENT_TEXT_LIMIT else text[: STATEMENT_TEXT_LIMIT - 1] + "…"
 
 
-async def _slowest_statements(health: DatabaseHealth) -> None:
-    if not await sql.fetchval(PG_STAT_STATEMENTS_INSTALLED):
-        health.statements_note = N_(
+async def _slowest_statements(figures: NodeFigures, fetchval, fetch) -> None:
+    if not await fetchval(PG_STAT_STATEMENTS_INSTALLED):
+        figures.statements_note = N_(
             "The pg_stat_statements extension is not installed in this database, so statement timings are "
             "not available. A database administrator can add it (shared_preload_libraries and "
             "CREATE EXTENSION pg_stat_statements)."
         )
         return
     try:
-        rows = await sql.fetch(SLOWEST_STATEMENTS)
+        rows = await fetch(SLOWEST_STATEMENTS)
     except (asyncpg.ObjectNotInPrerequisiteStateError, asyncpg.InsufficientPrivilegeError):
-        health.statements_note = N_(
+        figures.statements_note = N_(
             "pg_stat_statements is installed but not loaded by the server (shared_preload_libraries), "
             "so statement timings are not available."
         )
         return
-    health.statements = [{**dict(row), "query": shown_statement(row["query"])} for row in rows]
-    if not health.statements:
-        health.statements_note = N_("No statements recorded since the statistics were last reset.")
+    figures.statements = [{**dict(row), "query": shown_statement(row["query"])} for row in rows]
+    if not figures.statements:
+        figures.statements_note = N_("No statements recorded since the statistics were last reset.")
+
+
+async def _node_figures(figures: NodeFigures, fetchval, fetch, fetchrow) -> None:
+    await _slowest_statements(figures, fetchval, fetch)
+    figures.cache = dict(await fetchrow(CACHE_HIT_RATIO))
+    figures.lock_waits = [dict(row) for row in await fetch(LOCK_WAITS)]
+
+
+async def _replica_figures(node: Any, state: dict) -> NodeFigures:
+    """A replica's own figures, read on that replica (within the readiness probe's deadline), or only its
+    state when it does not answer."""
+    figures = NodeFigures(name=state["name"], reachable=state["reachable"], in_recovery=state.get("in_recovery"),
+                          lag_bytes=state.get("lag_bytes"), lag_seconds=state.get("lag_seconds"))
+    if not figures.reachable:
+        return figures
+    try:
+        async with asyncio.timeout(readiness.PROBE_SECONDS), node.pool.acquire() as connection:
+            await _node_figures(figures, connection.fetchval, connection.fetch, connection.fetchrow)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return NodeFigures(name=figures.name, reachable=False)
+    return figures
 
 
 def can_see_database_health(user: CurrentUser | None) -> bool:
@@ -154,20 +193,25 @@ def can_see_database_health(user: CurrentUser | None) -> bool:
 
 
 async def database_health(manager: CurrentUser) -> DatabaseHealth:
-    """Every section of the database health page, read from the primary's statistics. Only for managers
-    of every clinic: the figures are the whole database's (statements, tables and partitions of all
-    clinics), which a manager of one clinic has no business reading."""
+    """Every section of the database health page: the primary's figures and the tables', then each
+    replica's own (statements, cache, lock waits, lag), each read on its node: never the primary's figures
+    shown as a replica's. Only for managers of every clinic: the figures are the whole database's
+    (statements, tables and partitions of all clinics), which a manager of one clinic has no business
+    reading."""
     if not can_see_database_health(manager):
         raise DomainError(detail=N_("This page is for managers of every clinic."), status=403)
     health = DatabaseHealth()
-    await _slowest_statements(health)
+    await _node_figures(health, sql.fetchval, sql.fetch, sql.fetchrow)
     health.indexes = [dict(row) for row in await sql.fetch(INDEX_USAGE)]
     unused = await sql.fetchrow(UNUSED_INDEXES)
     health.unused_indexes, health.unused_index_bytes = unused["unused"], unused["unused_bytes"]
-    health.cache = dict(await sql.fetchrow(CACHE_HIT_RATIO))
     health.dead_tuples = [dict(row) for row in await sql.fetch(DEAD_TUPLES)]
-    health.lock_waits = [dict(row) for row in await sql.fetch(LOCK_WAITS)]
     health.partitions = [dict(row) for row in await sql.fetch(PARTITIONS)]
+    engine = sql.app_engine()
+    if engine.extra_nodes:
+        primary, replicas = await readiness.node_states(engine)
+        health.in_recovery = primary["in_recovery"]
+        health.replicas = [await _replica_figures(engine.extra_nodes[state["name"]], state) for state in replicas]
     return health
 
 

@@ -47,8 +47,9 @@ async def probe(engine: VetbookEngine, query: str, *args: Any) -> dict | None:
     return dict(row)
 
 
-async def readiness(engine: VetbookEngine, listener_state: str, subscribers: int) -> dict:
-    """The readiness report (see the module's docstring); ``ready`` is False when the primary cannot write."""
+async def node_states(engine: VetbookEngine) -> tuple[dict, list[dict]]:
+    """The primary's state (reachable, in recovery, WAL position) and each replica's (reachable, in
+    recovery, lag in bytes and seconds), every probe within PROBE_SECONDS."""
     primary = await probe(engine, _PRIMARY)
     writable = primary is not None and not primary["in_recovery"]
     replicas = []
@@ -67,11 +68,17 @@ async def readiness(engine: VetbookEngine, listener_state: str, subscribers: int
             lag_seconds = (round(age, 3) if age is not None else None) if lag_bytes else 0.0
             entry |= {"in_recovery": state["in_recovery"], "lag_bytes": lag_bytes, "lag_seconds": lag_seconds}
         replicas.append(entry)
+    return ({"reachable": primary is not None,
+             "in_recovery": primary["in_recovery"] if primary else None,
+             "wal_position": primary["wal_position"] if primary else None}, replicas)
+
+
+async def readiness(engine: VetbookEngine, listener_state: str, subscribers: int) -> dict:
+    """The readiness report (see the module's docstring); ``ready`` is False when the primary cannot write."""
+    primary, replicas = await node_states(engine)
     return {
-        "ready": writable,
-        "primary": {"reachable": primary is not None,
-                    "in_recovery": primary["in_recovery"] if primary else None,
-                    "wal_position": primary["wal_position"] if primary else None},
+        "ready": primary["reachable"] and not primary["in_recovery"],
+        "primary": primary,
         "replicas": replicas,
         "listener": {"state": listener_state, "subscribers": subscribers},
     }
