@@ -188,7 +188,10 @@ def _replicas_of(primary) -> list:
 @click.option("--replicas", type=click.IntRange(0, 5), default=0, show_default=True,
               help="Also start this many local hot standbys of it (streaming replication), for trying reads "
                    "on replicas and failover.")
-def db_start(replicas: int) -> None:
+@click.option("--synchronous/--asynchronous", default=False, show_default=True,
+              help="With replicas: commits wait until a standby has the WAL on disk (no acknowledged booking "
+                   "is lost with the primary; each commit waits for that round trip).")
+def db_start(replicas: int, synchronous: bool) -> None:
     """Start the embedded database (initialising it on first use) and print its URL; with --replicas,
     one line per standby after it."""
     from web.core.embedded_postgres import LocalPostgres
@@ -199,6 +202,9 @@ def db_start(replicas: int) -> None:
         standby = LocalPostgres(primary.data_dir / "replicas" / f"replica-{number}", bin_dir=primary.bin_dir,
                                 standby_of=primary)
         click.echo(f"replica {number}: {standby.start()}")
+    # Set on the primary after the standbys were copied from it: a standby promoted later must not wait
+    # for a synchronous standby of its own that does not exist.
+    primary.set_setting("synchronous_standby_names", "*" if synchronous and replicas else "")
 
 
 @db.command("stop")

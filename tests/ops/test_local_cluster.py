@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import asyncpg
@@ -88,15 +89,28 @@ def test_db_start_with_replicas_starts_and_stops_the_standbys(tmp_path: Path) ->
 
     primary = LocalPostgres(tmp_path / "data")
     try:
-        started = vetbook("db", "start", "--replicas", "2").splitlines()
+        started = vetbook("db", "start", "--replicas", "2", "--synchronous").splitlines()
         assert len(started) == 3, started
         assert started[0].startswith("postgresql://") and started[1].startswith("replica 1: postgresql://")
+        # One standby confirms every commit; the other follows asynchronously (it takes over if the first goes).
+        assert primary.psql("SHOW synchronous_standby_names").strip() == "*"
+        deadline = time.monotonic() + 30
+        while primary.psql("SELECT string_agg(sync_state, ',' ORDER BY sync_state) FROM pg_stat_replication"
+                           ).strip() != "potential,sync":
+            assert time.monotonic() < deadline, "no synchronous standby"
+            time.sleep(0.1)
+        primary.psql("CREATE TABLE IF NOT EXISTS committed (n int); INSERT INTO committed VALUES (1)")
         status = vetbook("db", "status").splitlines()
         assert [line.split(":")[0] for line in status] == ["running", "replica 1", "replica 2"], status
         assert all("running: postgresql://" in line for line in status[1:]), status
 
         assert vetbook("db", "stop").strip() == "stopped"
         assert vetbook("db", "status").splitlines() == ["stopped", "replica 1: stopped", "replica 2: stopped"]
+        # Started again without --synchronous, commits no longer wait for a standby (which is not running).
+        vetbook("db", "start")
+        assert primary.psql("SHOW synchronous_standby_names").strip() == ""
+        primary.psql("INSERT INTO committed VALUES (2)")
+        vetbook("db", "stop")
     finally:
         for folder in sorted((tmp_path / "data" / "replicas").glob("replica-*")):
             LocalPostgres(folder).stop()
