@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -232,6 +233,69 @@ def db_status() -> None:
     click.echo(f"running: {server.url()}" if server.is_running() else "stopped")
     for number, standby in enumerate(_replicas_of(server), start=1):
         click.echo(f"replica {number}: " + (f"running: {standby.url()}" if standby.is_running() else "stopped"))
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def backup(context: click.Context) -> None:
+    """Take a verified base backup into VETBOOK_BACKUP_DIR (docs/operations.md, "Backup and restore")."""
+    if context.invoked_subcommand is not None:
+        return
+    from web.core.database import resolve_database_url
+    from web.ops.backups import BackupError, server_major_version, take_backup
+
+    url = resolve_database_url()
+    try:
+        made = take_backup(url, get_settings().backup_dir, asyncio.run(server_major_version(url)))
+    except BackupError as error:
+        click.echo(f"backup failed: {error}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"backup": made.folder.name, "started_at": made.started_at.isoformat(),
+                           "finished_at": made.finished_at.isoformat(), "start_wal_file": made.start_wal_file,
+                           "folder": str(made.folder)}))
+
+
+@backup.command("prune")
+@click.option("--yes", "apply", is_flag=True, help="Delete what the plan lists (without it: only print the plan).")
+@click.option("--now", "now_text", default=None, hidden=True, help="Judge ages at this ISO time (tests).")
+def backup_prune(apply: bool, now_text: str | None) -> None:
+    """Apply the design's retention: daily backups 30 days, monthly ones 90 days, and the WAL no kept backup
+    needs. A dry run unless --yes."""
+    from datetime import UTC, datetime
+
+    from web.ops.backups import prune
+
+    now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
+    plan = prune(get_settings().backup_dir, now, apply=apply)
+    click.echo(json.dumps({"dry_run": not apply, "keep": [b.folder.name for b in plan.keep],
+                           "delete": [b.folder.name for b in plan.delete], "delete_wal": len(plan.delete_wal)}))
+
+
+@main.command("restore-check")
+@click.option("--target-time", default=None, help="Recover up to this ISO time (with its zone), e.g. 2026-12-01T10:00:00+07:00.")
+@click.option("--latest", is_flag=True, help="Recover everything archived (the primary's current WAL is archived first).")
+def restore_check_command(target_time: str | None, latest: bool) -> None:
+    """Restore the newest backup plus WAL into a scratch cluster, check it, compare it with the primary and
+    print one JSON line (RTO, RPO, pass); exit 1 when it fails. Suitable for a weekly cron."""
+    from datetime import datetime
+
+    from web.core.database import resolve_database_url
+    from web.ops.restore_check import restore_check
+
+    if bool(target_time) == latest:
+        click.echo("Give exactly one of --target-time T or --latest.", err=True)
+        sys.exit(2)
+    try:
+        target = datetime.fromisoformat(target_time) if target_time else None
+    except ValueError:
+        click.echo(f"--target-time: not an ISO time: {target_time}", err=True)
+        sys.exit(2)
+    if target is not None and target.tzinfo is None:
+        click.echo("--target-time needs a zone (e.g. +07:00 or Z).", err=True)
+        sys.exit(2)
+    report = asyncio.run(restore_check(resolve_database_url(), get_settings().backup_dir, target, latest))
+    click.echo(json.dumps(report, default=str))
+    sys.exit(0 if report["pass"] else 1)
 
 
 if __name__ == "__main__":

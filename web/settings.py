@@ -43,6 +43,8 @@ class Settings:
     # transaction mode, point it at the server itself: LISTEN needs a session of its own.
     listen_database_url: str
     data_dir: Path
+    # Base backups and the embedded server's WAL archive (web/ops/backups.py).
+    backup_dir: Path
     # Port of the embedded PostgreSQL; 0 picks a free one on first start and keeps it.
     embedded_db_port: int
     host: str
@@ -124,6 +126,7 @@ def get_settings() -> Settings:
         replica_database_url=os.environ.get("DATABASE_REPLICA_URL", "").strip(),
         listen_database_url=os.environ.get("DATABASE_LISTEN_URL", "").strip(),
         data_dir=data_dir,
+        backup_dir=Path(os.environ.get("VETBOOK_BACKUP_DIR", "") or data_dir / "backups").resolve(),
         embedded_db_port=_int_env("VETBOOK_DB_PORT", 0),
         host=os.environ.get("HOST", "127.0.0.1"),
         port=_int_env("PORT", 8000),

@@ -17,7 +17,9 @@ from web.settings import get_settings
 
 def embedded_server() -> LocalPostgres:
     settings = get_settings()
-    return LocalPostgres(data_dir=settings.data_dir, port=settings.embedded_db_port)
+    # It archives its WAL from the start, so that `vetbook backup` plus the archive can restore any moment.
+    return LocalPostgres(data_dir=settings.data_dir, port=settings.embedded_db_port,
+                         archive_dir=settings.backup_dir / "wal")
 
 
 def resolve_database_url() -> str:

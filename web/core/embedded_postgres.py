@@ -25,6 +25,7 @@ import importlib.util
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import stat
@@ -73,6 +74,10 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+# The design's WAL archiving interval (section 7: every 15 minutes, RPO 15 minutes) on a quiet server; a busy
+# one fills and archives 16 MB segments sooner.
+ARCHIVE_TIMEOUT_SECONDS = 900
+
 # Settings of every node of a cluster alike, so they live in postgresql.conf (which pg_basebackup and pg_rewind
 # copy) and also apply when pg_rewind runs the server in single-user mode for crash recovery, without our
 # command line. pg_rewind reads the failed primary's WAL back to the last checkpoint before the nodes parted;
@@ -102,9 +107,18 @@ class LocalPostgres:
     # More settings of this node alone, given on the command line like the port (e.g. a standby's
     # recovery_min_apply_delay): never written to a file that pg_basebackup or pg_rewind would copy.
     settings: dict[str, str] = field(default_factory=dict)
+    # Where this server archives its WAL (a folder: ``vetbook backup`` and ``restore-check`` use it), or None.
+    # On the command line too: a restored copy or a standby made from this cluster must never archive into
+    # the same folder.
+    archive_dir: Path | None = None
+    # False for a cluster restored from a backup: its databases are the backup's.
+    create_default_database: bool = True
+    # How long ``pg_ctl start`` may wait for the server to accept connections (a restore replays WAL first).
+    start_timeout_seconds: int = 60
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        self.archive_dir = Path(self.archive_dir).resolve() if self.archive_dir is not None else None
         self.bin_dir = Path(self.bin_dir) if self.bin_dir else embedded_bin_dir()
         self.pgdata = self.data_dir / "pgdata"
         self.socket_dir = self.data_dir / "run"
@@ -157,7 +171,7 @@ class LocalPostgres:
             self.port = self._choose_port()
             self._port_file.write_text(str(self.port))
             self._start_server()
-        if self.standby_of is None:
+        if self.standby_of is None and self.create_default_database:
             self.create_database(DEFAULT_DATABASE)
         return self.url()
 
@@ -293,10 +307,16 @@ class LocalPostgres:
     def _prepare_folders(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = self._server_user()
-        for folder in (self.pgdata, self.socket_dir, self.log_dir):
+        folders = [self.pgdata, self.socket_dir, self.log_dir]
+        if self.archive_dir is not None:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+            folders.append(self.archive_dir)
+        for folder in folders:
             folder.mkdir(exist_ok=True)
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
+        if self.archive_dir is not None:
+            self.archive_dir.chmod(0o700)  # a copy of every change: as private as the cluster
         # Only the server's user (and root) may reach the socket: also clusters made before this rule,
         # whose pg_hba.conf still trusts local connections, are closed to other local accounts.
         self.pgdata.chmod(0o700)
@@ -308,8 +328,10 @@ class LocalPostgres:
             self._make_parents_traversable()
 
     def _make_parents_traversable(self) -> None:
-        """The server user must reach data_dir: add o+x (never o+r) to every parent that lacks it."""
-        for folder in [self.data_dir, *self.data_dir.parents]:
+        """The server user must reach data_dir (and the archive): add o+x (never o+r) to every parent that
+        lacks it."""
+        targets = [self.data_dir] + ([self.archive_dir] if self.archive_dir is not None else [])
+        for folder in {parent for target in targets for parent in (target, *target.parents)}:
             mode = folder.stat().st_mode
             if not mode & stat.S_IXOTH:
                 folder.chmod(mode | stat.S_IXOTH)
@@ -374,6 +396,17 @@ class LocalPostgres:
                 return previous
         return free_port()
 
+    def _archiving_options(self) -> list[str]:
+        """WAL archiving into ``archive_dir``: a segment is copied once (never overwritten), every
+        ARCHIVE_TIMEOUT_SECONDS at the latest on a quiet server; commit timestamps kept, so that a restore
+        can say when the last transaction it recovered committed."""
+        if self.archive_dir is None:
+            return []
+        folder = shlex.quote(str(self.archive_dir))
+        command = f"test ! -f {folder}/%f && cp %p {folder}/%f"
+        return ["-c archive_mode=on", f"-c archive_command={shlex.quote(command)}",
+                f"-c archive_timeout={ARCHIVE_TIMEOUT_SECONDS}", "-c track_commit_timestamp=on"]
+
     def _start_server(self) -> None:
         options = [
             "-c listen_addresses=127.0.0.1",
@@ -386,13 +419,15 @@ class LocalPostgres:
             "-c timezone=UTC",
             # pg_rewind needs it (or data checksums) to bring a failed primary back as a standby.
             "-c wal_log_hints=on",
-            *(f"-c {name}={value}" for name, value in self.settings.items()),
+            *self._archiving_options(),
+            *(f"-c {name}={shlex.quote(str(value))}" for name, value in self.settings.items()),
         ]
         if self.fast:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         self._run_as_server_user(
             [
-                str(self.bin_dir / "pg_ctl"), "start", "-D", str(self.pgdata), "-w", "-t", "60",
+                str(self.bin_dir / "pg_ctl"), "start", "-D", str(self.pgdata), "-w",
+                "-t", str(self.start_timeout_seconds),
                 "-l", str(self.log_dir / "postgres.log"), "-o", " ".join(options),
             ]
         )
