@@ -298,5 +298,27 @@ def restore_check_command(target_time: str | None, latest: bool) -> None:
     sys.exit(0 if report["pass"] else 1)
 
 
+@main.command("mask")
+@click.option("--into", "target_url", required=True,
+              help="URL of an empty database to receive the masked copy (never the source's).")
+def mask_command(target_url: str) -> None:
+    """Copy the database (DATABASE_URL: typically a restored copy) into an empty one with every personal
+    value replaced, relations, counts and amounts kept (design 1.2.2; docs/operations.md)."""
+    from web.core.database import resolve_database_url
+    from web.ops.backups import BackupError
+    from web.ops.masking import masked_copy
+
+    source = resolve_database_url()
+    if target_url.strip() == source.strip():
+        click.echo("--into is the source database itself: refusing to mask it in place.", err=True)
+        sys.exit(2)
+    try:
+        counts = asyncio.run(masked_copy(source, target_url))
+    except BackupError as error:
+        click.echo(f"mask failed: {error}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"masked_copy": True, "row_counts": counts}))
+
+
 if __name__ == "__main__":
     main()
