@@ -41,7 +41,7 @@ from web.core.errors import EXCEPTION_HANDLERS
 from web.core.failover import retry_when_database_away_middleware
 from web.core.jobs import Job, Scheduler
 from web.core.locale_middleware import locale_middleware
-from web.core.logging import configure_logging
+from web.core.logging import configure_logging, request_id_middleware
 from web.core.maintenance import ensure_partitions
 from web.core.pages import LanguageController
 from web.core.security import csrf_config, security_headers_middleware
@@ -166,6 +166,8 @@ def create_app() -> Litestar:
         plugins=[HTMXPlugin()],
         # The language middleware runs after authentication: a signed-in person's saved language counts.
         middleware=[
+            # First: every later middleware's log lines carry the request's id.
+            request_id_middleware,
             DefineMiddleware(security_headers_middleware),
             # Outermost but for the headers: each run of a request gets a fresh connection of its own.
             retry_when_database_away_middleware,
@@ -182,4 +184,7 @@ def create_app() -> Litestar:
         openapi_config=openapi_config,
         request_max_body_size=MAX_REQUEST_BODY_BYTES,
         lifespan=[lifespan],
+        # Logging is web/core/logging.py's (configured above); Litestar's default would replace the root
+        # logger's handlers with its own format.
+        logging_config=None,
     )

@@ -60,6 +60,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        # uvicorn's lines go through the app's logging (web/core/logging.py), not its own formatters.
+        log_config=None,
         # Live pages keep event streams open; on shutdown they are closed after this long (their
         # browsers reconnect to the next process and catch up).
         timeout_graceful_shutdown=3,

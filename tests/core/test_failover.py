@@ -28,14 +28,14 @@ def test_a_url_with_several_hosts_asks_for_the_one_that_takes_writes(url: str, e
     assert primary_dsn(url) == expected
 
 
-async def _backend_waiting_for_the_owner_lock(conn) -> int:
+async def _backend_waiting_for_the_owner_lock(conn) -> tuple[int, str]:
     async with asyncio.timeout(10):
         while True:
-            pid = await conn.fetchval(
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'vetbook' "
+            row = await conn.fetchrow(
+                "SELECT pid, application_name FROM pg_stat_activity WHERE application_name LIKE 'vetbook%' "
                 "AND wait_event_type = 'Lock' AND wait_event = 'advisory'")
-            if pid is not None:
-                return pid
+            if row is not None:
+                return row["pid"], row["application_name"]
             await asyncio.sleep(0.01)
 
 
@@ -55,9 +55,12 @@ async def test_a_hold_whose_connection_the_server_killed_is_run_again_and_holds_
         await blocker.execute("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))",
                               q.OWNER_HOLDS_LOCK, str(person.user_id))
         request = asyncio.create_task(client.post(
-            "/api/v1/reservations", headers=person.headers | {"Idempotency-Key": "killed-once-01"},
+            "/api/v1/reservations",
+            headers=person.headers | {"Idempotency-Key": "killed-once-01", "X-Request-ID": "failover-test-0001"},
             json={"slot_id": str(contested["slot_id"]), "pet_id": str(person.pet["pet_id"])}))
-        killed = await _backend_waiting_for_the_owner_lock(conn)
+        killed, application = await _backend_waiting_for_the_owner_lock(conn)
+        # The transaction names its request (web/core/logging.py): the operator can tell whose it is.
+        assert application == "vetbook/failover-test-0001"
         assert await conn.fetchval("SELECT pg_terminate_backend($1)", killed)
         await blocking.rollback()
         response = await request
@@ -65,6 +68,7 @@ async def test_a_hold_whose_connection_the_server_killed_is_run_again_and_holds_
         await blocker.close()
 
     assert response.status_code == 201, response.text
+    assert response.headers["x-request-id"] == "failover-test-0001"
     # The killed attempt wrote nothing; the one that answered holds one place, on another server process.
     assert await conn.fetchval("SELECT count(*) FROM reservations WHERE user_id = $1", person.user_id) == 1
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+import structlog
 from piccolo.engine import engine_finder
 
 from web.accounts import login_throttle, validation
@@ -22,6 +23,8 @@ from web.core import rate_limit, sql
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.messages import N_
 from web.settings import get_settings
+
+log = structlog.get_logger(__name__)
 
 WRONG_CREDENTIALS = N_("Email or password is wrong.")
 SIGNUP_LIMITED = N_("Too many new accounts from your network. Wait a minute and try again.")
@@ -113,6 +116,8 @@ async def authenticate(email: object, password: object, client_address: str) -> 
     matched = await verify_password_async(user["password_hash"] if user else None, typed)
     if not (matched and typed and user is not None):
         await login_throttle.record_failure(normalised, client_address)
+        # Who tried is for the throttle's table; the line says only that and from where.
+        log.info("login refused", client_address=client_address, known_account=user is not None)
         raise InvalidCredentials()
     await login_throttle.record_success(normalised, client_address)
     await User.update({User.last_login_at: _now()}).where(User.user_id == user["user_id"])

@@ -120,7 +120,7 @@ RETURNING *
 """
 
 # A confirm in one statement, so its own transaction: the actor named for the history trigger ($7 user, $8
-# reason, $9 metadata: evaluated before any row changes, since every change below reads ``hold``); the
+# reason, $9 metadata, $10 application_name: evaluated before any row changes, since every change below reads ``hold``); the
 # owner's ($2) hold ($1) row-locked, with its slot by the hold's partition key, the database's verdict on
 # expiry, and whether the token ($3) matches (compared as SHA-256 digests, so the comparison's time says
 # nothing about the token). Only a pending, unexpired hold with its token is confirmed: its booking
@@ -131,7 +131,7 @@ RETURNING *
 def _confirm() -> str:
     free = "h.price = 0"
     return f"""
-WITH actor AS MATERIALIZED (SELECT {audit.actor_settings("$7", "$8", "$9")}),
+WITH actor AS MATERIALIZED (SELECT {audit.actor_settings("$7", "$8", "$9", "$10")}),
 hold AS MATERIALIZED (
     SELECT r.reservation_id, r.user_id, r.pet_id, r.status AS hold_status, r.expires_at <= now() AS is_expired,
            sha256(convert_to(r.lock_token, 'UTF8')) = sha256(convert_to($3::text, 'UTF8')) AS token_matches,
