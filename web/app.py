@@ -33,7 +33,7 @@ from web.booking.pages.holds import ReservationPagesController
 from web.booking.pages.payment import PayPagesController
 from web.clinics.api import ClinicApiController
 from web.clinics.pages import ClinicPagesController
-from web.core import rate_limit, routing, templating
+from web.core import metrics, rate_limit, routing, templating
 from web.core.api import HealthController
 from web.core.connections import connection_per_request_middleware
 from web.core.database import close_pools, open_pools
@@ -43,6 +43,7 @@ from web.core.jobs import Job, Scheduler
 from web.core.locale_middleware import locale_middleware
 from web.core.logging import configure_logging, request_id_middleware
 from web.core.maintenance import ensure_partitions
+from web.core.metrics import MetricsController, prometheus_config
 from web.core.pages import LanguageController
 from web.core.security import csrf_config, security_headers_middleware
 from web.desk.pages import DeskPagesController
@@ -96,6 +97,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await asyncio.to_thread(passwords.warm_up)
     scheduler = Scheduler(background_jobs())
     scheduler.start()
+    metrics.WORKER_STARTED.set_to_current_time()
     # Every process measures its replicas' lag itself (web/core/routing.py): a replica is used only then.
     watcher = asyncio.create_task(routing.watch_replicas(engine), name="vetbook-replica-watch") \
         if engine.extra_nodes else None
@@ -117,6 +119,7 @@ class UnsafeSettings(SystemExit):
 
 def create_app() -> Litestar:
     configure_logging()
+    metrics_config = prometheus_config()
     problems = get_settings().startup_problems()
     if problems:
         raise UnsafeSettings("VetBook refuses to start:\n  " + "\n  ".join(problems))
@@ -154,6 +157,7 @@ def create_app() -> Litestar:
             PayPagesController,
             LanguageController,
             LiveController,
+            MetricsController,
             AnalyticsPagesController,
             DeskPagesController,
             SlotFinderController,
@@ -168,6 +172,8 @@ def create_app() -> Litestar:
         middleware=[
             # First: every later middleware's log lines carry the request's id.
             request_id_middleware,
+            # Timed from here: a request's latency includes its database retries.
+            metrics_config.middleware,
             DefineMiddleware(security_headers_middleware),
             # Outermost but for the headers: each run of a request gets a fresh connection of its own.
             retry_when_database_away_middleware,

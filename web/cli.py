@@ -44,6 +44,8 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Serve the web app (starts the embedded database first when DATABASE_URL is not set)."""
+    # Before anything imports prometheus_client: it picks its multiprocess storage at import.
+    _share_metrics_between_workers()
     import uvicorn
 
     from web.core.database import resolve_database_url
@@ -66,6 +68,21 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         # browsers reconnect to the next process and catch up).
         timeout_graceful_shutdown=3,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this server's workers, unless one is given (web/core/metrics.py):
+    set before any worker imports prometheus_client, emptied when the server stops."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="vetbook-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @main.command()

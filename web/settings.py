@@ -64,6 +64,8 @@ class Settings:
     # How long a request whose database went away is run again before it is answered 503
     # (web/core/failover.py): longer than a failover takes (Patroni: its leader TTL).
     database_retry_seconds: float
+    # The bearer token that opens /metrics (web/core/metrics.py); empty: no metrics endpoint.
+    metrics_token: str
     # Signs CSRF tokens; every app process must share it (see ``secret_key``).
     secret_key: str
     web_session_ttl_hours: int
@@ -139,6 +141,7 @@ def get_settings() -> Settings:
         partition_months_ahead=_int_env("VETBOOK_PARTITION_MONTHS_AHEAD", 3),
         replica_max_lag_seconds=float(_int_env("VETBOOK_REPLICA_MAX_LAG_SECONDS", 5)),
         database_retry_seconds=float(_int_env("VETBOOK_DATABASE_RETRY_SECONDS", 10)),
+        metrics_token=os.environ.get("VETBOOK_METRICS_TOKEN", "").strip(),
         secret_key=secret_key,
         web_session_ttl_hours=_int_env("VETBOOK_SESSION_TTL_HOURS", 24 * 14),
         api_token_ttl_hours=_int_env("VETBOOK_API_TOKEN_TTL_HOURS", 24 * 30),

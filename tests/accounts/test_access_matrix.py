@@ -82,6 +82,8 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     ("GET", "/api/v1/health"): ("/api/v1/health", None, expect(200)),
     # Public like liveness (probes of a load balancer): node states and WAL positions, no names or secrets.
     ("GET", "/api/v1/ready"): ("/api/v1/ready", None, expect(200)),
+    # Only with the metrics token (VETBOOK_METRICS_TOKEN), which no person's session or API token is.
+    ("GET", "/metrics"): ("/metrics", None, expect(404)),
     ("GET", "/api/schema"): ("/api/schema", None, expect(200)),
     ("GET", "/api/schema/{path:str}"): ("/api/schema/openapi.json", None, expect(200)),
     ("POST", "/api/v1/auth/token"): ("/api/v1/auth/token", "json:wrong_login", expect(401)),

@@ -22,7 +22,7 @@ from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import state
 from web.booking import statements as q
 from web.booking.tables import Reservation
-from web.core import rate_limit, sql
+from web.core import metrics, rate_limit, sql
 from web.core.audit import actor_values, transaction_as
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
 from web.core.messages import N_
@@ -120,23 +120,32 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID, idempotency_key:
         if (earlier["slot_id"], earlier["pet_id"]) != (slot_id, pet_id):
             raise InvalidInput({"idempotency_key": N_("This key was already used for another hold.")},
                                detail=N_("This Idempotency-Key was already used for another hold."))
+        metrics.HOLDS.labels("repeated").inc()
         return {"reservation_id": earlier["reservation_id"], "lock_token": earlier["lock_token"],
                 "expires_at": earlier["expires_at"], "slot_id": earlier["slot_id"],
                 "status": earlier["hold_status"]}
     if held["reservation_id"] is not None:
+        metrics.HOLDS.labels("taken").inc()
         return {"reservation_id": held["reservation_id"], "lock_token": held["lock_token"],
                 "expires_at": held["expires_at"], "slot_id": held["slot_id"], "status": held["hold_status"]}
-    # Nothing was written: say why, judged in the order the rules are told.
+    # Nothing was written: say why.
+    why = _why_not_held(held, settings.max_active_holds)
+    metrics.HOLDS.labels("just_taken" if why.detail == SLOT_JUST_TAKEN else "refused").inc()
+    raise why
+
+
+def _why_not_held(held: asyncpg.Record, max_active_holds: int) -> DomainError:
+    """Why a hold wrote nothing, judged in the order the rules are told."""
     if not held["own_pet"]:
-        raise NotFound(N_("No such pet."))
+        return NotFound(N_("No such pet."))
     if held["slot_id"] is None:
-        raise NotFound(N_("No such slot."))
-    if held["pending_holds"] >= settings.max_active_holds:
-        raise Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
-                          count=settings.max_active_holds))
+        return NotFound(N_("No such slot."))
+    if held["pending_holds"] >= max_active_holds:
+        return Conflict(N_("You can hold at most %(count)d slots at once. Confirm or release one first.",
+                           count=max_active_holds))
     if held["pet_busy"]:
-        raise Conflict(PET_ALREADY_BUSY)
-    raise SlotUnavailable(_why_slot_cannot_be_held(held, _now()))
+        return Conflict(PET_ALREADY_BUSY)
+    return SlotUnavailable(_why_slot_cannot_be_held(held, _now()))
 
 
 async def release(owner: CurrentUser, reservation_id: UUID) -> None:
@@ -174,6 +183,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
         booking = dict(confirmed)
         for verdict in ("hold_status", "is_expired", "token_matches"):
             del booking[verdict]
+        metrics.BOOKINGS.labels(source).inc()
         return booking
     if not confirmed["token_matches"]:
         raise Conflict(N_("This hold's token does not match."))
@@ -192,6 +202,7 @@ async def confirm(owner: CurrentUser, reservation_id: UUID, lock_token: str, not
         expired = await sql.fetchrow(q.EXPIRE_HOLD, reservation_id)
         if expired is not None:
             await places.give_back(expired["slot_id"], expired["slot_date"])
+            metrics.HOLDS.labels("expired").inc()
     raise Gone(N_("This hold has expired and its place was released. Please pick the slot again."))
 
 
@@ -261,6 +272,10 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
             await ledger.record_refund(booking["payment_id"], refunded, metadata)
         await ledger.end_waiting_payments_of_chain(booking_id)
         await places.give_back(booking["slot_id"], booking["slot_date"])
+    metrics.CANCELLATIONS.labels("clinic" if by_clinic else "owner").inc()
+    if refunded > 0:
+        metrics.REFUNDS.inc()
+        metrics.REFUNDED_AMOUNT.labels(booking["currency"]).inc(float(refunded))
     return dict(updated)
 
 
@@ -488,7 +503,9 @@ async def expire_holds(batch_size: int = 500) -> int:
     """Expire pending holds past their expiry and return their places. Returns how many places came back."""
     async with transaction_as(None, reason="hold_expired"):
         expired = await sql.fetch(q.EXPIRE_HOLDS, batch_size)
-        return await places.give_back_many((row["slot_id"], row["slot_date"], 1) for row in expired)
+        returned = await places.give_back_many((row["slot_id"], row["slot_date"], 1) for row in expired)
+    metrics.HOLDS.labels("expired").inc(len(expired))
+    return returned
 
 
 async def expire_unpaid_bookings(batch_size: int = 200) -> int:
@@ -504,6 +521,7 @@ async def expire_unpaid_bookings(batch_size: int = 200) -> int:
             await ledger.end_waiting_payments(booking["booking_id"])
             await places.give_back(booking["slot_id"], booking["slot_date"])
             expired += 1
+    metrics.CANCELLATIONS.labels("payment_expired").inc(expired)
     return expired
 
 
@@ -602,6 +620,7 @@ async def book_on_behalf(staff: CurrentUser, owner_id: UUID, pet_id: UUID, slot_
             None if free else slot["start_time"], None, None, None,
         )
         await places.mark_full_if_no_place_left(slot["slot_id"], slot["date"])
+    metrics.BOOKINGS.labels(source).inc()
     return dict(booking)
 
 

@@ -19,6 +19,7 @@ point (a stream, a background task) each take a connection of their own, as befo
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -27,6 +28,8 @@ from typing import Any
 import asyncpg
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+
+from web.core import metrics
 
 
 class _RequestConnection:
@@ -41,7 +44,9 @@ class _RequestConnection:
 
     async def get(self) -> asyncpg.Connection:
         if self.connection is None:
+            waited = time.perf_counter()
             self.connection = await self.pool.acquire()
+            metrics.POOL_WAIT_SECONDS.observe(time.perf_counter() - waited)
         elif self.connection._con is None:
             # asyncpg detaches a pooled connection that died (the server went away between two of the
             # request's statements): the request must not go on half done on another one, so it ends as a
@@ -54,6 +59,7 @@ class _RequestConnection:
         connection, self.connection = self.connection, None
         if connection is not None:
             await self.pool.release(connection)
+            metrics.note_pool(self.pool)
 
 
 _current: ContextVar[_RequestConnection | None] = ContextVar("vetbook_request_connection", default=None)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import structlog
 from piccolo.engine import engine_finder
 
+from web.core import metrics
+
 log = structlog.get_logger(__name__)
 
 
@@ -34,12 +36,14 @@ async def run_once_if_free(job: Job) -> bool:
     second one, starved small pools). Jobs therefore never wait for rows people are changing
     (``SKIP LOCKED``): what they skip, their next run picks up."""
     engine = engine_finder()
-    async with engine.transaction() as transaction:
-        got_lock = await transaction.connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", job.lock_key)
-        if not got_lock:
-            return False
-        await job.run()
-        return True
+    with metrics.timed_job(job.name) as run:
+        async with engine.transaction() as transaction:
+            got_lock = await transaction.connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", job.lock_key)
+            if not got_lock:
+                run.result = "skipped"
+                return False
+            await job.run()
+            return True
 
 
 async def _loop(job: Job) -> None:

@@ -45,7 +45,7 @@ from typing import Any
 import asyncpg
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.core import readiness
+from web.core import metrics, readiness
 
 SEEN_COOKIE = "vb_seen"
 SEEN_SECONDS = 30
@@ -214,8 +214,9 @@ async def watch_replicas(engine: Any, history: WalHistory | None = None, rounds:
             history.add(now, primary)
         for replica in replicas.replicas:
             replayed = await _position(replica.engine, _REPLAY_POSITION)
-            replicas.note_lag(replica.name, None if replayed is None else history.lag_seconds(now, replayed),
-                              replayed or 0)
+            lag = None if replayed is None else history.lag_seconds(now, replayed)
+            replicas.note_lag(replica.name, lag, replayed or 0)
+            metrics.REPLICA_LAG_SECONDS.labels(replica.name).set(-1 if lag is None else lag)
         await asyncio.sleep(WATCH_SECONDS)
 
 

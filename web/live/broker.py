@@ -23,6 +23,8 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from web.core import metrics
+
 CHANNEL = "vetbook_live"
 TOPICS = ("slots", "bookings")
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1, 2, 5)
@@ -70,14 +72,16 @@ class LiveBroker:
     def subscribe(self, clinic_id: UUID, day: date, topics: frozenset[str]) -> Subscription:
         subscription = Subscription((clinic_id, day), topics)
         self._subscribers.setdefault(subscription.key, set()).add(subscription)
+        metrics.LIVE_SUBSCRIBERS.inc()
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen_forever(), name="vetbook-live-listener")
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.key)
-        if subscribers is not None:
+        if subscribers is not None and subscription in subscribers:
             subscribers.discard(subscription)
+            metrics.LIVE_SUBSCRIBERS.dec()
             if not subscribers:
                 del self._subscribers[subscription.key]
 
