@@ -33,6 +33,10 @@ async def test_the_page_shows_real_statistics(app, client: httpx.AsyncClient, ap
     assert 'data-testid="index-row"' in html and 'data-testid="dead-tuple-row"' in html
     assert re.search(r'data-testid="cache-database">\d+\.\d %', html)
     assert 'data-testid="no-lock-waits"' in html
+    # Design 8.1's throughput and replication/archiving state; the test server has neither standby nor archive.
+    assert re.search(r'data-testid="transactions-per-second">\d+\.\d<', html)
+    assert re.search(r'data-testid="deadlocks">\d+<', html)
+    assert 'data-testid="no-standbys"' in html and 'data-testid="archiving-off"' in html
 
 
 async def test_lock_waits_are_listed_without_query_texts(app, app_database_url: str) -> None:

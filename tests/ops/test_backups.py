@@ -123,6 +123,7 @@ def test_a_latest_restore_recovers_every_booking_the_primary_has(archiving_prima
     assert report["pass"] is True and report["missing_acknowledged_bookings"] == 0
     assert report["last_booking_recovered"]["booking_id"] == str(booked[-1]["booking_id"])
     assert report["row_counts"]["bookings"] == asyncio.run(_count(url, "bookings"))
+    assert asyncio.run(_count(url, "pg_stat_archiver WHERE archived_count > 0 AND failed_count = 0")) == 1
 
 
 async def _count(url: str, table: str) -> int:

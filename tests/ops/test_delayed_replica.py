@@ -223,6 +223,8 @@ async def test_the_database_health_page_shows_each_node_with_its_own_figures(sce
         assert re.search(r'data-testid="cache-database">\d+\.\d %', node)
         assert 'data-testid="slow-statement"' in node
     assert 'data-testid="replica-lag"' in replica
+    # The primary names its streaming standby.
+    assert 'data-testid="standby-row"' in primary
     # The replica's statements are its own: the primary's writes are not among them.
     assert not re.search(WRITE_STATEMENT, replica, re.IGNORECASE)
 

@@ -33,7 +33,7 @@ PG_STAT_STATEMENTS_INSTALLED = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE 
 
 # Design 8.2 "slow query identification", with PostgreSQL 13+ column names; this database only.
 SLOWEST_STATEMENTS = f"""
-SELECT s.query, s.calls, s.total_exec_time, s.mean_exec_time, s.rows,
+SELECT s.query, s.calls, s.total_exec_time, s.mean_exec_time, s.stddev_exec_time, s.max_exec_time, s.rows,
        100.0 * s.shared_blks_hit / nullif(s.shared_blks_hit + s.shared_blks_read, 0) AS hit_ratio
 FROM pg_stat_statements s
 WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -104,6 +104,28 @@ WHERE parent.relkind = 'p' AND n.nspname = current_schema() AND parent.relname I
 ORDER BY parent.relname, child.relname
 """
 
+# Design 8.1 "throughput" and "lock contention", over the statistics' whole window.
+THROUGHPUT = """
+SELECT xact_commit, xact_rollback, deadlocks, stats_reset,
+       (xact_commit + xact_rollback) / nullif(extract(epoch FROM now() - coalesce(stats_reset,
+           pg_postmaster_start_time())), 0) AS transactions_per_second
+FROM pg_stat_database WHERE datname = current_database()
+"""
+
+# The primary's standbys as it sees them: who, how (async / sync / potential), and how far behind (bytes).
+REPLICATION = """
+SELECT application_name, client_addr::text AS client, state, sync_state,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes
+FROM pg_stat_replication ORDER BY application_name
+"""
+
+# WAL archiving (design 7): what was archived last and whether archiving fails.
+ARCHIVER = """
+SELECT current_setting('archive_mode') AS archive_mode, archived_count, last_archived_wal, last_archived_time,
+       failed_count, last_failed_wal, last_failed_time
+FROM pg_stat_archiver
+"""
+
 _QUOTED_LITERAL = re.compile(r"'")
 
 
@@ -135,6 +157,9 @@ class DatabaseHealth(NodeFigures):
     unused_index_bytes: int = 0
     dead_tuples: list[dict] = field(default_factory=list)
     partitions: list[dict] = field(default_factory=list)
+    throughput: dict[str, Any] = field(default_factory=dict)
+    replication: list[dict] = field(default_factory=list)
+    archiver: dict[str, Any] = field(default_factory=dict)
     replicas: list[NodeFigures] = field(default_factory=list)
 
 
@@ -207,6 +232,9 @@ async def database_health(manager: CurrentUser) -> DatabaseHealth:
     health.unused_indexes, health.unused_index_bytes = unused["unused"], unused["unused_bytes"]
     health.dead_tuples = [dict(row) for row in await sql.fetch(DEAD_TUPLES)]
     health.partitions = [dict(row) for row in await sql.fetch(PARTITIONS)]
+    health.throughput = dict(await sql.fetchrow(THROUGHPUT))
+    health.replication = [dict(row) for row in await sql.fetch(REPLICATION)]
+    health.archiver = dict(await sql.fetchrow(ARCHIVER))
     engine = sql.app_engine()
     if engine.extra_nodes:
         primary, replicas = await readiness.node_states(engine)
