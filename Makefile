@@ -88,3 +88,4 @@ bench: venv
 	$(BIN)/python bench/booking_throughput.py
 	$(BIN)/python bench/read_paths.py
 	$(BIN)/python bench/partition_overhead.py
+	$(BIN)/python bench/restore_drill.py
