@@ -27,6 +27,7 @@ from tests.db.factories import (
     make_slot,
     make_user,
 )
+from tests.ops.helpers import count_rows
 from web.core.embedded_postgres import LocalPostgres
 from web.ops import backups
 
@@ -122,16 +123,9 @@ def test_a_latest_restore_recovers_every_booking_the_primary_has(archiving_prima
     assert checked.returncode == 0, json.dumps(report)
     assert report["pass"] is True and report["missing_acknowledged_bookings"] == 0
     assert report["last_booking_recovered"]["booking_id"] == str(booked[-1]["booking_id"])
-    assert report["row_counts"]["bookings"] == asyncio.run(_count(url, "bookings"))
-    assert asyncio.run(_count(url, "pg_stat_archiver WHERE archived_count > 0 AND failed_count = 0")) == 1
+    assert report["row_counts"]["bookings"] == asyncio.run(count_rows(url, "bookings"))
+    assert asyncio.run(count_rows(url, "pg_stat_archiver WHERE archived_count > 0 AND failed_count = 0")) == 1
 
-
-async def _count(url: str, table: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(f"SELECT count(*) FROM {table}")
-    finally:
-        await connection.close()
 
 
 def test_a_corrupted_backup_fails_the_check(archiving_primary, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import asyncpg
 
 from tests.conftest import cloned_database, run_cli, vetbook_command
+from tests.ops.helpers import count_rows
 from web.ops.backups import tools_of
 
 # Domain tables: their rows, relations and amounts must be the same in the copy.
@@ -70,17 +71,10 @@ def test_a_masked_copy_keeps_relations_counts_and_sums_and_no_personal_value(pg_
         # 5 characters or more are searched, which every email and phone is.
         survivors = sorted(value for value in personal if len(value) >= 5 and value in dump)
         assert survivors == []
-        assert asyncio.run(_count(target, "auth_sessions")) == 0
+        assert asyncio.run(count_rows(target, "auth_sessions")) == 0
         # The source is untouched.
         assert asyncio.run(_personal_values(source)) == personal
 
         refused = run_cli(*vetbook_command("mask", "--into", target), database_url=source, check=False)
         assert refused.returncode == 1 and "not empty" in refused.stderr
 
-
-async def _count(url: str, table: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval(f"SELECT count(*) FROM {table}")
-    finally:
-        await connection.close()

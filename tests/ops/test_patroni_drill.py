@@ -33,6 +33,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, run_cli, vetbook_command
 from tests.db.factories import local_start, make_clinic, make_service, make_slot
+from tests.ops.helpers import count_rows
 from tests.ops.test_failover_drill import Drill, _lost_acknowledgements, _owner_load, _register_owners
 from tests.servers import running_app
 from web.core.embedded_postgres import free_port
@@ -280,19 +281,12 @@ async def test_patroni_fails_over_under_load_without_losing_an_acknowledged_book
     await asyncio.to_thread(_wait, lambda: first_leader.role() == "replica"
                             and first_leader.state().get("state") == "running", 90,
                             "the old leader did not rejoin:\n" + cluster.logs())
-    expected = await _count_bookings(cluster.url(survivor))
+    expected = await count_rows(cluster.url(survivor), "bookings")
     async with asyncio.timeout(30):
         while True:
-            if await _count_bookings(cluster.url(first_leader)) == expected:
+            if await count_rows(cluster.url(first_leader), "bookings") == expected:
                 break
             await asyncio.sleep(0.2)
     figures["lost_acknowledged"] = 0
     print(f"\npatroni drill: {json.dumps(figures)}")
 
-
-async def _count_bookings(url: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        return await connection.fetchval("SELECT count(*) FROM bookings")
-    finally:
-        await connection.close()

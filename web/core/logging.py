@@ -35,7 +35,6 @@ _SECRET_KEY_PARTS = ("password", "passwd", "token", "secret", "authorization", "
 REDACTED = "[redacted]"
 
 current_request_id: ContextVar[str | None] = ContextVar("vetbook_request_id", default=None)
-_configured = False
 
 
 def _redact_secrets(_logger, _method: str, event: dict) -> dict:
@@ -51,12 +50,30 @@ def _renderer():
     return structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
 
 
+class _StandardErrorHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is emitted (a test's capture, a redirected stream),
+    not to the one that was current when logging was set up."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+_handler: logging.Handler | None = None
+
+
 def configure_logging() -> None:
-    """Set structlog and the standard library's logging up once per process (the app and the CLI call it;
-    later calls change nothing)."""
-    global _configured
-    if _configured:
-        return
+    """Set structlog and the standard library's logging up (the app and the CLI call it). structlog is set
+    once per process; the root logger's handler is put back if something replaced it since (a library's own
+    logging setup)."""
+    global _handler
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -66,27 +83,29 @@ def configure_logging() -> None:
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        cache_logger_on_first_use=True,
-    )
-    # Standard error, like uvicorn's own: standard output stays for what a command prints (JSON reports).
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        # Lines from the standard library (uvicorn, httpx, asyncio) get the same treatment as ours.
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer()],
-    ))
     root = logging.getLogger()
-    root.handlers = [handler]
+    if _handler is not None and _handler in root.handlers:
+        return
+    if _handler is None:
+        structlog.configure(
+            processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            cache_logger_on_first_use=True,
+        )
+        # Standard error, like uvicorn's own: standard output stays for what a command prints (JSON reports).
+        _handler = _StandardErrorHandler()
+        _handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            # Lines from the standard library (uvicorn, httpx, asyncio) get the same treatment as ours.
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer()],
+        ))
+    root.handlers = [_handler]
     root.setLevel(logging.INFO)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         named = logging.getLogger(name)
         named.handlers = []
         named.propagate = True
-    _configured = True
 
 
 def request_id_of(scope: Scope) -> str:
