@@ -122,7 +122,7 @@ async def _wait_until_promoted(copy: LocalPostgres, url: str) -> bool:
     return False
 
 
-async def _facts_of_copy(url: str) -> dict:
+async def _facts_of_copy(url: str, target_time: datetime | None) -> dict:
     connection = await asyncpg.connect(url)
     try:
         last_commit = await connection.fetchval("SELECT timestamp FROM pg_last_committed_xact()")
@@ -136,8 +136,10 @@ async def _facts_of_copy(url: str) -> dict:
             if "bookings" in counts else None
         ids = {row[0] for row in await connection.fetch("SELECT booking_id FROM bookings")} \
             if "bookings" in counts else set()
+        after_target = await connection.fetchval("SELECT count(*) FROM bookings WHERE created_at > $1", target_time) \
+            if target_time is not None and "bookings" in counts else None
         return {"last_commit": last_commit, "in_recovery": in_recovery, "counts": counts, "newest": newest,
-                "ids": ids}
+                "ids": ids, "after_target": after_target}
     finally:
         await connection.close()
 
@@ -193,7 +195,7 @@ async def restore_check(primary_url: str, backup_dir: Path, target_time: datetim
             report["restore_error"] = ("\n".join(log.read_text(errors="replace").splitlines()[-15:])
                                        if log.exists() else "the restored server stopped")
             return report
-        facts = await _facts_of_copy(copy_url)
+        facts = await _facts_of_copy(copy_url, target_time)
         report["rto_seconds"] = round(time.monotonic() - clock, 2)
         report["promoted"] = not facts["in_recovery"]
         point = target_time or began
@@ -215,8 +217,8 @@ async def restore_check(primary_url: str, backup_dir: Path, target_time: datetim
         if expected_ids is not None:
             missing = expected_ids - facts["ids"]
             report["missing_acknowledged_bookings"] = len(missing)
-        if target_time is not None and newest is not None:
-            report["bookings_after_target"] = int(newest["created_at"] > target_time)
+        if facts["after_target"] is not None:
+            report["bookings_after_target"] = facts["after_target"]
         report["pass"] = (report["promoted"] and report["vetbook_check"] == "ok" and report["amcheck"] == "ok"
                           and report.get("missing_acknowledged_bookings", 0) == 0
                           and report.get("bookings_after_target", 0) == 0)
