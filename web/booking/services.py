@@ -9,7 +9,6 @@ status-history trigger records who acted, why, and with what refund); capacity i
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +23,7 @@ from web.booking import statements as q
 from web.booking.tables import Reservation
 from web.core import metrics, rate_limit, sql
 from web.core.audit import actor_values, transaction_as
+from web.core.client_keys import CLIENT_KEY
 from web.core.errors import Conflict, DomainError, Gone, InvalidInput, NotFound
 from web.core.messages import N_
 from web.payments import ledger
@@ -93,9 +93,6 @@ def _why_slot_cannot_be_held(slot: asyncpg.Record, now: datetime) -> str:
 # ------------------------------------------------------------------ holds
 
 
-IDEMPOTENCY_KEY_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
-
-
 async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID, idempotency_key: str | None = None) -> dict:
     """Hold one place of ``slot_id`` for ``pet_id`` for HOLD_TTL_SECONDS. Returns the reservation with
     its unguessable ``lock_token``. SlotUnavailable (409) when the slot cannot be held; nothing is
@@ -104,7 +101,7 @@ async def hold(owner: CurrentUser, slot_id: UUID, pet_id: UUID, idempotency_key:
     settings = get_settings()
     if owner.role != ROLE_OWNER:
         raise DomainError(N_("Only pet owners hold slots for themselves."), status=403)
-    if idempotency_key is not None and not IDEMPOTENCY_KEY_FORMAT.match(idempotency_key):
+    if idempotency_key is not None and not CLIENT_KEY.match(idempotency_key):
         raise InvalidInput({"idempotency_key": N_("Use 8 to 64 letters, digits or . _ : -")})
     await rate_limit.hit(f"hold:user:{owner.user_id}", settings.hold_rate_limit,
                          N_("You are holding slots too quickly. Wait a moment and try again."))

@@ -120,8 +120,8 @@ RETURNING *
 """
 
 # A confirm in one statement, so its own transaction: the actor named for the history trigger ($7 user, $8
-# reason, $9 metadata, $10 application_name: evaluated before any row changes, since every change below reads ``hold``); the
-# owner's ($2) hold ($1) row-locked, with its slot by the hold's partition key, the database's verdict on
+# reason, $9 metadata, $10 application_name: evaluated before any row changes, since every change below
+# reads ``hold``); the owner's ($2) hold ($1) row-locked, with its slot by the hold's partition key, the database's verdict on
 # expiry, and whether the token ($3) matches (compared as SHA-256 digests, so the comparison's time says
 # nothing about the token). Only a pending, unexpired hold with its token is confirmed: its booking
 # (INSERT_BOOKING's columns) priced from the slot or its service, a free one confirmed and paid at once,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import uuid
 from contextvars import ContextVar
@@ -28,8 +27,9 @@ from contextvars import ContextVar
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from web.core.client_keys import CLIENT_KEY
+
 REQUEST_ID_HEADER = b"x-request-id"
-_WELL_FORMED_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _SECRET_KEY_PARTS = ("password", "passwd", "token", "secret", "authorization", "cookie", "signature",
                      "api_key", "server_key", "credential")
 REDACTED = "[redacted]"
@@ -112,7 +112,7 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1").strip()
-            if _WELL_FORMED_REQUEST_ID.match(candidate):
+            if CLIENT_KEY.match(candidate):
                 return candidate
             break
     return uuid.uuid4().hex

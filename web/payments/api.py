@@ -19,9 +19,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from web.accounts.auth import owner_only, staff_only
+from web.core.client_keys import CLIENT_KEY_PATTERN
 from web.payments import services
 
-IdempotencyKey = Annotated[str, msgspec.Meta(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+IdempotencyKey = Annotated[str, msgspec.Meta(pattern=CLIENT_KEY_PATTERN)]
 ProviderName = Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
 
 

@@ -7,7 +7,6 @@ twice starts one payment, not two.
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 from uuid import UUID
@@ -19,12 +18,12 @@ from litestar.response import Redirect, Template
 from web.accounts.auth import owner_only
 from web.booking import queries, state
 from web.booking.codes import display_booking_code
+from web.core.client_keys import CLIENT_KEY
 from web.core.errors import DomainError, InvalidInput
 from web.core.messages import N_
 from web.payments import providers, services
 
 FormData = URLEncodedBody[dict[str, Any]]
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 FORM_EXPIRED = N_("This form is incomplete or expired. Please choose how to pay again.")
 
 
@@ -55,7 +54,7 @@ class PayPagesController(Controller):
         await queries.owner_booking(request.user, booking_id)  # 404 before anything else
         provider = str(data.get("provider") or "")
         key = str(data.get("idempotency_key") or "")
-        if not _IDEMPOTENCY_KEY.match(key):
+        if not CLIENT_KEY.match(key):
             return await self._page(request, booking_id, 422, error=FORM_EXPIRED)
         try:
             payment, _created = await services.create_payment(request.user, booking_id, provider, key)
