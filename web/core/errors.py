@@ -22,6 +22,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.response import Redirect, Template
 
+from web.core import metrics
 from web.core.messages import N_
 
 log = structlog.get_logger(__name__)
@@ -173,9 +174,9 @@ def is_database_away(exc: BaseException) -> bool:
 
 
 def handle_database_away(request: Request, exc: Exception) -> Response:
-    from web.core import failover, metrics
+    from web.core import failover
 
-    metrics.DATABASE_ERRORS.labels(getattr(exc, "sqlstate", None) or type(exc).__name__).inc()
+    metrics.count_database_error(exc)
     log.warning("database unavailable", error=type(exc).__name__, path=request.url.path)
     failover.mark_database_away(request.scope)
     return _answer(request, 503, N_("The service is switching database servers. Please try again in a moment."),
@@ -195,9 +196,7 @@ def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Respo
     input breaking a rule, not a crash."""
     if isinstance(exc, DATABASE_AWAY_ERRORS):
         return handle_database_away(request, exc)
-    from web.core import metrics
-
-    metrics.DATABASE_ERRORS.labels(getattr(exc, "sqlstate", None) or type(exc).__name__).inc()
+    metrics.count_database_error(exc)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         # The constraint's name is for the log: on a partition it reads like slots_202612_..._key.
         log.warning("constraint violation reached the handler", constraint=getattr(exc, "constraint_name", None),

@@ -100,6 +100,10 @@ class MetricsController(PrometheusController):
     before_request = _read_archiver
 
 
+def count_database_error(error: BaseException) -> None:
+    DATABASE_ERRORS.labels(getattr(error, "sqlstate", None) or type(error).__name__).inc()
+
+
 def note_pool(pool) -> None:
     """The pool's size now (called as a request gives its connection back: cheap, and current)."""
     if pool is not None:
