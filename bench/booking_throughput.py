@@ -118,8 +118,8 @@ async def insert_lane_slots(conn, lane_services: list[tuple], per_lane: int, fir
     returns {lane: [slot_id, ...]} in time order."""
     rows = await conn.fetch(
         """
-        INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, capacity, remaining)
-        SELECT t.clinic_id, t.service_id, $2::date + (m / $3),
+        INSERT INTO slots (slot_id, clinic_id, service_id, date, start_time, end_time, capacity, remaining)
+        SELECT vetbook_new_id(t.clinic_id, $2::date + (m / $3)), t.clinic_id, t.service_id, $2::date + (m / $3),
                ($2::date + (m / $3) + time '08:00' + make_interval(mins => 30 * (m % $3))) AT TIME ZONE $4,
                ($2::date + (m / $3) + time '08:00' + make_interval(mins => 30 * (m % $3) + 30)) AT TIME ZONE $4,
                $5, $5
@@ -140,7 +140,8 @@ async def seed_baseline(conn, clinic_ids: list, clients: int, owners_per_lane: i
                         capacity: int) -> None:
     """The baseline's lanes: per lane a service, ``per_lane`` slots (the same shape as the HTTP lanes) and
     ``owners_per_lane`` owners with a pet, all with ids the baseline computes: service ``bench-service-<lane>``,
-    slot ``bench-slot-<lane>-<index>`` (index = day × SLOTS_PER_DAY + half hour), owner and pet
+    slot ``bench-slot-<lane>-<index>`` (index = day × SLOTS_PER_DAY + half hour; marked version 4, so that no
+    md5 reads as an id that names a clinic, which slots_id_names_clinic_and_day would check), owner and pet
     ``bench-owner-<lane>-<k>`` / ``bench-pet-<lane>-<k>``. Its own owners: its bookings never make an HTTP
     client's pet busy."""
     await conn.execute(
@@ -151,10 +152,19 @@ async def seed_baseline(conn, clinic_ids: list, clients: int, owners_per_lane: i
         FROM generate_series(0, $2::int - 1) lane
         """,
         clinic_ids, clients, PRICE)
+    # Each lane's clinic, for the baseline's statements to name (as the engine's do: the clinic leads every key).
+    await conn.execute("CREATE TABLE IF NOT EXISTS bench_lane_clinics (lane int PRIMARY KEY, clinic_id uuid NOT NULL)")
+    await conn.execute(
+        """
+        INSERT INTO bench_lane_clinics SELECT lane, ($1::uuid[])[1 + lane % cardinality($1::uuid[])]
+        FROM generate_series(0, $2::int - 1) lane ON CONFLICT DO NOTHING
+        """,
+        clinic_ids, clients)
     await conn.execute(
         """
         INSERT INTO slots (slot_id, clinic_id, service_id, date, start_time, end_time, capacity, remaining)
-        SELECT md5('bench-slot-' || lane || '-' || m)::uuid, sv.clinic_id, sv.service_id, $1::date + (m / $2),
+        SELECT overlay(md5('bench-slot-' || lane || '-' || m) PLACING '4' FROM 13 FOR 1)::uuid, sv.clinic_id,
+               sv.service_id, $1::date + (m / $2),
                ($1::date + (m / $2) + time '08:00' + make_interval(mins => 30 * (m % $2))) AT TIME ZONE $3,
                ($1::date + (m / $2) + time '08:00' + make_interval(mins => 30 * (m % $2) + 30)) AT TIME ZONE $3,
                $4, $4
@@ -377,19 +387,22 @@ async def http_run(app, scene: Scene, monitor, meter: CpuMeter, args: argparse.N
 # statements do; the owner and pet ids are computed the same way (see seed_baseline).
 HOLD_SQL = """
 UPDATE slots SET remaining = remaining - 1, version = version + 1
-WHERE slot_id = md5('bench-slot-' || $1::int || '-' || $2::int)::uuid AND date = $4::date + $3::int
+WHERE clinic_id = (SELECT clinic_id FROM bench_lane_clinics WHERE lane = $1::int)
+  AND slot_id = overlay(md5('bench-slot-' || $1::int || '-' || $2::int) PLACING '4' FROM 13 FOR 1)::uuid
+  AND date = $4::date + $3::int
   AND status = 'available' AND remaining > 0
 RETURNING slot_id, date AS slot_date, service_id, clinic_id
 """
 INSERT_HOLD_SQL = f"""
-INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-VALUES (md5('bench-owner-' || $1::int || '-' || $2::int)::uuid, md5('bench-pet-' || $1::int || '-' || $2::int)::uuid,
-        $3, $4, $5, now() + {HOLD_TTL_SQL}, md5(random()::text) || md5(random()::text))
+INSERT INTO reservations (clinic_id, user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
+VALUES ($6, md5('bench-owner-' || $1::int || '-' || $2::int)::uuid,
+        md5('bench-pet-' || $1::int || '-' || $2::int)::uuid, $3, $4, $5, now() + {HOLD_TTL_SQL},
+        md5(random()::text) || md5(random()::text))
 RETURNING reservation_id, user_id, pet_id
 """
 CONFIRM_SQL = """
 UPDATE reservations SET status = 'confirmed'
-WHERE reservation_id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > now()
+WHERE clinic_id = $3 AND reservation_id = $1 AND user_id = $2 AND status = 'pending' AND expires_at > now()
 RETURNING reservation_id
 """
 INSERT_BOOKING_SQL = f"""
@@ -422,10 +435,11 @@ def pgbench_script(per_lane: int, owners_per_lane: int, first_day: str) -> str:
         f"\\set owner (:idx + (:j - 1) / {per_lane}) % {owners_per_lane}",
         "BEGIN;",
         numbered(HOLD_SQL.replace("$4::date", f"{first}::date"), ["client_id", "idx", "day"]) + " \\gset",
-        numbered(INSERT_HOLD_SQL, ["client_id", "owner", "slot_id", "slot_date", "service_id"]) + " \\gset",
+        numbered(INSERT_HOLD_SQL, ["client_id", "owner", "slot_id", "slot_date", "service_id", "clinic_id"])
+        + " \\gset",
         "COMMIT;",
         "BEGIN;",
-        numbered(CONFIRM_SQL, ["reservation_id", "user_id"]) + " \\gset confirmed_",
+        numbered(CONFIRM_SQL, ["reservation_id", "user_id", "clinic_id"]) + " \\gset confirmed_",
         numbered(INSERT_BOOKING_SQL, ["reservation_id", "user_id", "pet_id", "clinic_id", "service_id",
                                       "slot_id", "slot_date"]) + ";",
         "COMMIT;",
@@ -538,9 +552,9 @@ async def asyncpg_baseline(url: str, scene: Scene, monitor, meter: CpuMeter, arg
                         failures[0] += 1
                         continue
                     held = await conn.fetchrow(INSERT_HOLD_SQL, lane, owner, slot["slot_id"], slot["slot_date"],
-                                               slot["service_id"])
+                                               slot["service_id"], slot["clinic_id"])
                 async with conn.transaction():
-                    await conn.fetchval(CONFIRM_SQL, held["reservation_id"], held["user_id"])
+                    await conn.fetchval(CONFIRM_SQL, held["reservation_id"], held["user_id"], slot["clinic_id"])
                     await conn.fetchval(INSERT_BOOKING_SQL, held["reservation_id"], held["user_id"], held["pet_id"],
                                         slot["clinic_id"], slot["service_id"], slot["slot_id"], slot["slot_date"])
                 t1 = time.perf_counter()

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import machine_load, print_table, write_json  # noqa: E402
 
+from web.core import announcements  # noqa: E402
 from web.core.embedded_postgres import LocalPostgres, free_port  # noqa: E402
 
 TIMEZONE = "Asia/Jakarta"
@@ -196,11 +197,16 @@ async def run(base_url: str, conn: asyncpg.Connection, path: str, slot_id, pages
             open_seconds = time.perf_counter() - started
             connections = await live_connections(conn)
 
+            where = await conn.fetchrow("SELECT clinic_id, date FROM slots WHERE slot_id = $1", slot_id)
+            notice = announcements.payload(("slots", where["clinic_id"], where["date"]))
             commits: list[float] = []
             for _ in range(changes):
                 transaction = conn.transaction()
                 await transaction.start()
+                # A change with its announcement in the same transaction, as an app process makes it
+                # (web/core/announcements.py).
                 await conn.execute("UPDATE slots SET remaining = remaining + $2 WHERE slot_id = $1", slot_id, delta[0])
+                await conn.execute(announcements.NOTIFY_ALL, [notice])
                 delta[0] = -delta[0]  # -1, +1, -1, ...: remaining stays within its capacity
                 t0 = time.perf_counter()
                 await transaction.commit()

@@ -118,9 +118,9 @@ async def bulk_load(conn, slots: int, bookings: int, days_back: int = 660, days_
         slot_count = await conn.fetchval(
             """
             WITH inserted AS (
-                INSERT INTO slots (clinic_id, service_id, date, start_time, end_time, status, capacity, remaining,
-                                   created_at, updated_at)
-                SELECT l.clinic_id, l.service_id, d.day,
+                INSERT INTO slots (slot_id, clinic_id, service_id, date, start_time, end_time, status, capacity,
+                                   remaining, created_at, updated_at)
+                SELECT vetbook_new_id(l.clinic_id, d.day), l.clinic_id, l.service_id, d.day,
                        (d.day + time '08:00' + make_interval(mins => 30 * m)) AT TIME ZONE $1,
                        (d.day + time '08:00' + make_interval(mins => 30 * m + 30)) AT TIME ZONE $1,
                        CASE WHEN k.kept >= $4 THEN 'booked' ELSE 'available' END,
@@ -149,10 +149,11 @@ async def bulk_load(conn, slots: int, bookings: int, days_back: int = 660, days_
             """
             WITH inserted AS (
                 INSERT INTO bookings (
-                    user_id, pet_id, clinic_id, service_id, slot_id, slot_date, status, payment_status,
+                    booking_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, status, payment_status,
                     total_amount, discount_amount, final_amount, currency, created_at, updated_at, cancelled_at,
                     completed_at, cancellation_reason, payment_due_at, booking_code, booking_source)
-                SELECT p.user_id, p.pet_id, s.clinic_id, s.service_id, s.slot_id, s.date, st.status,
+                SELECT vetbook_new_id(s.clinic_id, (b.created_at AT TIME ZONE 'UTC')::date),
+                       p.user_id, p.pet_id, s.clinic_id, s.service_id, s.slot_id, s.date, st.status,
                        CASE st.status WHEN 'cancelled' THEN 'failed' WHEN 'pending_payment' THEN 'pending'
                                       ELSE 'paid' END,
                        $1, 0, $1, 'IDR', b.created_at, b.created_at,

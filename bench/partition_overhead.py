@@ -1,11 +1,13 @@
-"""Benchmark: what the number of monthly partitions alone costs the engine's two booking statements.
+"""Benchmark: what the number of monthly partitions alone costs the engine's two guarded booking statements.
 
-One client, empty tables, generic plans (as the engine runs them: ``transaction_as`` asks for them), the hold
-(``HOLD``, after BEGIN and the actor) and the confirm (``CONFIRM``, one statement) with ids that match no row,
-so that only planning and executor start-up are timed: with the slot's date unknown until a row is read, every
-partition's index scans are set up and every partition is locked. Run at the few partitions of a new
-database and after creating the partitions of two years (``vetbook_ensure_partitions`` via the loader's
-helper), in the same run. The ratio is the cost of partitions, not of rows.
+One client, empty tables, generic plans (as the engine runs them on plain PostgreSQL: ``transaction_as`` asks
+for them), the hold's guarded take of a place (``TAKE_PLACE_FOR_HOLD``) and the confirm's guarded update of
+the hold (``CONFIRM_HOLD``), each in a transaction, with ids that match no row, so that only planning and
+executor start-up are timed. Run at the few partitions of a new database and after creating the partitions of
+two years (``vetbook_ensure_partitions`` via the loader's helper), in the same run. The ratio is the cost of
+partitions, not of rows. (Until migration 0021 a slot was named by its id alone, so its date was unknown until
+a row was read and every partition was set up and locked; since then the id carries the date, and the
+statements name it.)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import sys
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -45,11 +48,12 @@ async def _per_call_ms(url: str, days_back: int, calls: int) -> dict:
                 for _ in range(calls):
                     async with connection.transaction():
                         await connection.execute(GENERIC)
+                        clinic = uuid.uuid4()
                         if name == "hold":
-                            await connection.fetchrow(q.HOLD, uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), True, 5, 600, "t", None)
+                            await connection.fetchrow(q.TAKE_PLACE_FOR_HOLD, clinic, uuid.uuid4(), date.today(), True,
+                                                      uuid.uuid4(), uuid.uuid4(), 5, None)
                         else:
-                            await connection.fetchrow(q.CONFIRM, uuid.uuid4(), uuid.uuid4(), "t", None, "app", 30,
-                                                      "", "confirm", "")
+                            await connection.fetchrow(q.CONFIRM_HOLD, clinic, uuid.uuid4(), uuid.uuid4(), "t")
                 timings[name] = round((time.perf_counter() - start) / calls * 1000, 3)
         return {"slots_partitions": partitions, "ms_per_call": timings}
     finally:

@@ -8,6 +8,7 @@ afterwards. The server lives in a temporary folder and is stopped at the end, al
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -207,6 +208,53 @@ async def own_database(app, fresh_database_url: str) -> AsyncIterator[str]:
         await restart_pool(APP_POOL_MAX, dsn=original_dsn)
 
 
+@pytest.fixture(scope="session")
+def citus_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A local Citus cluster (a coordinator and two workers of Debian's PostgreSQL 15 with the vendored Citus,
+    web/ops/citus_cluster.py) for the session, started on first use, destroyed at the end also when tests
+    fail; the tests that use it are skipped, with the reason, where Citus cannot run."""
+    from web.ops.citus_cluster import LocalCitusCluster, citus_available
+
+    reason = citus_available()
+    if reason:
+        pytest.skip(reason)
+    cluster = LocalCitusCluster(tmp_path_factory.mktemp("citus"), workers=2, fast=True)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def citus_database_url(citus_cluster) -> Iterator[str]:
+    """A VetBook database of the test's own on the Citus cluster: migrated, then distributed by
+    ``vetbook citus distribute`` (docs/scaling.md); dropped afterwards."""
+    name = f"c_{uuid.uuid4().hex[:12]}"
+    citus_cluster.create_database(name)
+    url = citus_cluster.url(name)
+    try:
+        run_cli(*vetbook_command("migrate"), database_url=url)
+        run_cli(*vetbook_command("citus", "distribute"), database_url=url)
+        yield url
+    finally:
+        citus_cluster.drop_database(name)
+
+
+@pytest.fixture
+async def on_citus(app, citus_database_url: str) -> AsyncIterator[str]:
+    """The in-process app and its services work on a distributed database of this test's own (as
+    ``own_database`` does on plain PostgreSQL); yields its URL."""
+    from piccolo.engine import engine_finder
+
+    original_dsn = engine_finder().config["dsn"]
+    await restart_pool(APP_POOL_MAX, dsn=citus_database_url)
+    try:
+        yield citus_database_url
+    finally:
+        await restart_pool(APP_POOL_MAX, dsn=original_dsn)
+
+
 @asynccontextmanager
 async def connected(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection of the test's own to ``database_url``, closed afterwards (also when the test fails)."""
@@ -230,3 +278,15 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield http
+
+
+@pytest.fixture
+def quiet_httpx():
+    """httpx logs every request at INFO: 200 lines of noise around the printed figures."""
+    logger = logging.getLogger("httpx")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from web.accounts.passwords import hash_password
 from web.accounts.tables import Pet, User
 from web.clinics.tables import Clinic, Service, Staff
+from web.core import shard_keys
 from web.slots.tables import Slot
 
 SLOT_DAYS = 14
@@ -108,6 +109,7 @@ def planned_slots(clinic: dict, services: dict[str, dict], staff: list[dict], to
                 if start > now:
                     slots.append(
                         Slot(
+                            slot_id=shard_keys.new_id(clinic["clinic_id"], day),
                             clinic_id=clinic["clinic_id"],
                             service_id=service["service_id"],
                             staff_id=staff[staff_index]["staff_id"],

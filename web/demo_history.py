@@ -86,7 +86,8 @@ async def load_demo_history(days: int, now: datetime) -> int:
     created = 0
     clinics = await sql.fetch(
         "SELECT c.clinic_id, c.timezone FROM clinics c WHERE c.name LIKE 'VetBook %' "
-        "AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.clinic_id = c.clinic_id) ORDER BY c.name")
+        # Not a subquery correlated with clinics (a reference table on Citus, where that does not run).
+        "AND c.clinic_id NOT IN (SELECT b.clinic_id FROM bookings b GROUP BY b.clinic_id) ORDER BY c.name")
     for clinic in clinics:
         zone = ZoneInfo(clinic["timezone"])
         today = now.astimezone(zone).date()
@@ -127,9 +128,10 @@ async def _make_past_slots(clinic_id, zone: ZoneInfo, first_day: date, today: da
     slots = planned_slots(clinic, services, staff, first_day, datetime.min.replace(tzinfo=zone),
                           days=(today - first_day).days + 1)
     await sql.execute(
-        "INSERT INTO slots (clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining) "
-        "SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::date[], $5::timestamptz[], $6::timestamptz[], "
-        "$7::int[], $7::int[]) ON CONFLICT ON CONSTRAINT slots_unique_start DO NOTHING",
+        "INSERT INTO slots (slot_id, clinic_id, service_id, staff_id, date, start_time, end_time, capacity, remaining) "
+        "SELECT vetbook_new_id($1, c.date), $1, c.* FROM unnest($2::uuid[], $3::uuid[], $4::date[], $5::timestamptz[], "
+        "$6::timestamptz[], $7::int[], $7::int[]) AS c(service_id, staff_id, date, start_time, end_time, capacity, "
+        "remaining) ON CONFLICT ON CONSTRAINT slots_unique_start DO NOTHING",
         clinic_id, [s.service_id for s in slots], [s.staff_id for s in slots], [s.date for s in slots],
         [s.start_time for s in slots], [s.end_time for s in slots], [s.capacity for s in slots],
     )
@@ -141,10 +143,11 @@ async def _insert_bookings(clinic_id, rows: list) -> int:
     async with sql.connection() as connection, connection.transaction():
         await connection.execute(
             """
-            INSERT INTO bookings (user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id, status,
+            INSERT INTO bookings (booking_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id, status,
                 payment_status, total_amount, final_amount, refunded_amount, created_at, cancelled_at,
                 cancellation_reason, completed_at, booking_source)
-            SELECT owner_id, pet_id, $1, service_id, slot_id, slot_date, staff_id, status, payment_status, price,
+            SELECT vetbook_new_id($1, (created_at AT TIME ZONE 'UTC')::date), owner_id, pet_id, $1, service_id, slot_id,
+                   slot_date, staff_id, status, payment_status, price,
                    price, refunded, created_at, cancelled_at, reason, completed_at, source
             FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::date[], $7::uuid[], $8::text[],
                         $9::text[], $10::numeric[], $11::numeric[], $12::timestamptz[], $13::timestamptz[],
@@ -169,7 +172,7 @@ async def _insert_bookings(clinic_id, rows: list) -> int:
             FROM (SELECT slot_id, slot_date, count(*) AS kept FROM bookings
                   WHERE clinic_id = $1 AND status NOT IN ('cancelled', 'rescheduled')
                   GROUP BY slot_id, slot_date) b
-            WHERE s.slot_id = b.slot_id AND s.date = b.slot_date
+            WHERE s.clinic_id = $1 AND s.slot_id = b.slot_id AND s.date = b.slot_date
             """,
             clinic_id,
         )

@@ -34,8 +34,13 @@ def kpi_values(report: services.AnalyticsReport) -> dict:
 
 @pytest.fixture
 async def world(app) -> dict:
+    return await build_world()
+
+
+async def build_world() -> dict:
     """Two clinics in other zones than the server's, each with bookings made over the last 20 local days
-    in every status, and one manager per clinic. Everything named uniquely; the view is refreshed."""
+    in every status, and one manager per clinic. Everything named uniquely; the view is refreshed. (On the
+    in-process app's database; tests/citus runs it on a distributed one.)"""
     async with sql.connection() as conn:
         makassar = await make_clinic(conn, name=f"Analytics Bali {uuid.uuid4().hex[:6]}", timezone="Asia/Makassar")
         jayapura = await make_clinic(conn, name=f"Analytics Papua {uuid.uuid4().hex[:6]}", timezone="Asia/Jayapura")

@@ -28,6 +28,7 @@ from web.accounts.services import load_current_user
 from web.booking import services
 from web.core import sql
 from web.core.audit import transaction_as
+from web.core.shard_keys import new_id_today
 
 PRICE = Decimal("150000.00")
 
@@ -103,28 +104,23 @@ async def book(person: Person, slot_row: dict, pet: dict | None = None) -> dict:
 
 
 async def mark_paid(booking_id: UUID) -> bool:
-    """Settle a booking's payment in SQL, as a payment notification would (the payments module is built
-    elsewhere): a completed payment record and the booking confirmed/paid with its payment_id, in one
-    transaction. False when the booking no longer waits for payment, or its payment deadline passed."""
+    """Settle a booking's payment as a payment notification would (the payments module is tested
+    elsewhere): a completed payment record and the booking confirmed/paid with its payment_id through the
+    engine (which writes the history row), in one transaction. False when the booking no longer waits for
+    payment, or its payment deadline passed."""
     async with transaction_as(None, reason="payment_received"):
-        booking = await sql.fetchrow(
-            "SELECT booking_id, created_at, final_amount, currency FROM bookings "
-            "WHERE booking_id = $1 AND status = 'pending_payment' AND payment_due_at > now() FOR UPDATE",
-            booking_id,
-        )
-        if booking is None:
+        booking = await services.booking_for_update(booking_id)
+        if (booking is None or booking["status"] != "pending_payment"
+                or booking["payment_due_at"] <= datetime.now(UTC)):
             return False
         payment_id = await sql.fetchval(
-            "INSERT INTO payment_records (booking_id, booking_created_at, amount, currency, payment_method, "
-            "payment_provider, status, paid_at) VALUES ($1, $2, $3, $4, 'card', 'sandbox', 'completed', now()) "
-            "RETURNING payment_id",
-            booking["booking_id"], booking["created_at"], booking["final_amount"], booking["currency"],
+            "INSERT INTO payment_records (clinic_id, payment_id, booking_id, booking_created_at, amount, currency, "
+            "payment_method, payment_provider, status, paid_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, 'card', 'sandbox', 'completed', now()) RETURNING payment_id",
+            booking["clinic_id"], new_id_today(booking["clinic_id"]), booking["booking_id"], booking["created_at"],
+            booking["final_amount"], booking["currency"],
         )
-        await sql.execute(
-            "UPDATE bookings SET status = 'confirmed', payment_status = 'paid', payment_id = $3, "
-            "version = version + 1 WHERE booking_id = $1 AND created_at = $2",
-            booking["booking_id"], booking["created_at"], payment_id,
-        )
+        await services.confirm_paid(booking, payment_id)
     return True
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import random
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 
 from tests.booking.helpers import clinic_scene, owner, slot
 from tests.conftest import PROJECT_ROOT, run_cli, vetbook_command
@@ -48,16 +46,9 @@ def peak_in_flight(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-@pytest.fixture
-def quiet_httpx():
-    """httpx logs every request at INFO: 200 lines of noise around the printed figures."""
-    logger = logging.getLogger("httpx")
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _write_figures(path: Path, figures: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 async def start_two_apps(database_url: str, log_dir: Path) -> list:
@@ -79,13 +70,20 @@ async def start_two_apps(database_url: str, log_dir: Path) -> list:
 async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_the_three_places(
     own_database: str, conn: asyncpg.Connection, tmp_path: Path, quiet_httpx
 ) -> None:
+    await two_hundred_holds_take_exactly_the_three_places(own_database, conn, tmp_path, FIGURES_PATH)
+
+
+async def two_hundred_holds_take_exactly_the_three_places(database_url: str, conn: asyncpg.Connection,
+                                                         tmp_path: Path, figures_path: Path) -> dict:
+    """The test's body, for any database the in-process app's pool also uses (tests/citus runs it on a
+    distributed one). Returns the figures."""
     scene = await clinic_scene(conn)
     contested = await slot(conn, scene, capacity=CAPACITY)
     owners = [await owner(conn) for _ in range(OWNERS)]
 
     servers = []
     try:
-        servers = await start_two_apps(own_database, tmp_path)
+        servers = await start_two_apps(database_url, tmp_path)
         # Each owner sends its requests to both processes; the order is shuffled (fixed seed).
         plan = [
             (owners[index % OWNERS], servers[(index // OWNERS) % 2])
@@ -142,8 +140,7 @@ async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_th
         "load_average_1min_before": round(load_before, 2),
     }
     print(f"\nconcurrent holds: {json.dumps(figures)}")
-    FIGURES_PATH.parent.mkdir(parents=True, exist_ok=True)
-    FIGURES_PATH.write_text(json.dumps(figures, indent=2) + "\n")
+    _write_figures(figures_path, figures)
 
     assert statuses == {201: CAPACITY, 409: len(plan) - CAPACITY}, statuses
     winners = [person for person, response in results if response.status_code == 201]
@@ -164,12 +161,16 @@ async def test_two_hundred_concurrent_holds_on_two_app_processes_take_exactly_th
         # Each process really served its half (uvicorn's access log).
         assert log.count('"POST /api/v1/reservations HTTP/1.1"') == len(plan) // 2
 
-    remaining = await conn.fetchval("SELECT remaining FROM slots WHERE slot_id = $1", contested["slot_id"])
+    clinic_id = scene.clinic["clinic_id"]
+    remaining = await conn.fetchval("SELECT remaining FROM slots WHERE clinic_id = $1 AND slot_id = $2",
+                                    clinic_id, contested["slot_id"])
     pending = await conn.fetch(
-        "SELECT user_id FROM reservations WHERE slot_id = $1 AND status = 'pending'", contested["slot_id"]
+        "SELECT user_id FROM reservations WHERE clinic_id = $1 AND slot_id = $2 AND status = 'pending'",
+        clinic_id, contested["slot_id"]
     )
     assert remaining == 0
     assert sorted(row["user_id"] for row in pending) == sorted(winner_ids)
     assert await conn.fetchval("SELECT count(*) FROM reservations") == CAPACITY
-    check = run_cli(*vetbook_command("check"), database_url=own_database)
+    check = run_cli(*vetbook_command("check"), database_url=database_url)
     assert check.stdout.startswith("ok:"), check.stdout
+    return figures

@@ -19,7 +19,7 @@ from tests.booking.helpers import (
     slot_row,
     snapshot,
 )
-from tests.db.factories import insert
+from tests.db.factories import make_payment
 from web.app import background_jobs
 from web.booking import services
 from web.core.jobs import run_once_if_free
@@ -270,10 +270,7 @@ async def test_an_unpaid_booking_past_its_deadline_is_cancelled_by_the_job_and_i
     waiting = await book(patient, other_slot)
     # Confirming the only place marked the slot booked.
     assert (await slot_row(conn, full_slot["slot_id"]))["status"] == "booked"
-    pending_payment = await insert(conn, "payment_records", {
-        "booking_id": overdue["booking_id"], "booking_created_at": overdue["created_at"],
-        "amount": overdue["final_amount"], "payment_method": "card", "payment_provider": "sandbox",
-    })
+    pending_payment = await make_payment(conn, overdue, payment_method="card", payment_provider="sandbox")
     await conn.execute("UPDATE bookings SET payment_due_at = now() - interval '1 second' WHERE booking_id = $1",
                        overdue["booking_id"])
 

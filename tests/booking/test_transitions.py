@@ -23,7 +23,7 @@ from tests.booking.helpers import (
     slot,
     snapshot,
 )
-from tests.db.factories import insert, make_booking
+from tests.db.factories import make_booking, make_payment
 from web.booking import services, state
 from web.booking.state import TRANSITIONS
 
@@ -93,11 +93,8 @@ async def booking_in_status(conn: asyncpg.Connection, scene: ClinicScene, person
         columns.update(completed_at=now)
     booking = await make_booking(conn, slot_row, person.row, person.pet, **columns)
     if columns["payment_status"] == "paid":
-        payment = await insert(conn, "payment_records", {
-            "booking_id": booking["booking_id"], "booking_created_at": booking["created_at"],
-            "amount": booking["final_amount"], "payment_method": "card", "payment_provider": "sandbox",
-            "status": "completed", "paid_at": now,
-        })
+        payment = await make_payment(conn, booking, payment_method="card", payment_provider="sandbox",
+                                     status="completed", paid_at=now)
         await conn.execute("UPDATE bookings SET payment_id = $1 WHERE booking_id = $2",
                            payment["payment_id"], booking["booking_id"])
     if status in KEEPS_PLACE:

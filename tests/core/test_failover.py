@@ -73,3 +73,52 @@ async def test_a_hold_whose_connection_the_server_killed_is_run_again_and_holds_
     assert await conn.fetchval("SELECT count(*) FROM reservations WHERE user_id = $1", person.user_id) == 1
     assert (await slot_row(conn, contested["slot_id"]))["remaining"] == 1
     assert await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", killed) == 0
+
+
+def _app_failing_with(errors: list[Exception]):
+    """A Litestar app with VetBook's error handlers and retry middleware whose one endpoint raises the next
+    of ``errors`` on each run, then answers 200; and the list of runs."""
+    from litestar import Litestar, post
+    from litestar.params import JSONBody
+
+    from web.core.errors import EXCEPTION_HANDLERS
+    from web.core.failover import retry_when_database_away_middleware
+
+    runs: list[bytes] = []
+
+    @post("/api/v1/change", status_code=200)
+    async def change(data: JSONBody[dict]) -> dict:
+        runs.append(repr(data).encode())
+        if errors:
+            raise errors.pop(0)
+        return {"changed": True}
+
+    return Litestar([change], middleware=[retry_when_database_away_middleware],
+                    exception_handlers=EXCEPTION_HANDLERS), runs
+
+
+async def test_a_request_rolled_back_by_a_deadlock_is_run_again_and_answers_as_if_nothing_happened() -> None:
+    import asyncpg
+    import httpx
+
+    app, runs = _app_failing_with([asyncpg.DeadlockDetectedError("deadlock detected"),
+                                   asyncpg.SerializationError("could not serialize access")])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.post("/api/v1/change", json={"slot": 1})
+    assert (response.status_code, response.json()) == (200, {"changed": True})
+    # Three runs, each with the whole body (the request is replayed from its buffered body).
+    assert runs == [repr({"slot": 1}).encode()] * 3
+
+
+async def test_a_request_rolled_back_every_time_gets_the_409_after_a_few_runs() -> None:
+    import asyncpg
+    import httpx
+
+    from web.core.failover import ROLLED_BACK_ATTEMPTS
+
+    app, runs = _app_failing_with([asyncpg.DeadlockDetectedError("deadlock detected") for _ in range(10)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.post("/api/v1/change", json={"slot": 1})
+    assert response.status_code == 409
+    assert "try again" in response.json()["detail"]
+    assert len(runs) == ROLLED_BACK_ATTEMPTS

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from web.core.shard_keys import new_id
+
 
 async def insert(conn: asyncpg.Connection, table: str, values: dict[str, Any], returning: str = "*") -> dict:
     columns = ", ".join(values)
@@ -119,11 +121,17 @@ async def make_slot(
         "remaining": 1,
         "price": None,
     }
-    return await insert(conn, "slots", values | overrides)
+    values |= overrides
+    # An id that names the clinic and day, as the app makes them (web/core/shard_keys.py).
+    values.setdefault("slot_id", new_id(values["clinic_id"], values["date"]))
+    return await insert(conn, "slots", values)
 
 
 async def make_reservation(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict, **overrides: Any) -> dict:
     values = {
+        "clinic_id": slot["clinic_id"],
+        # A hold's id carries its slot's day (web/booking/services.py hold).
+        "reservation_id": new_id(slot["clinic_id"], slot["date"]),
         "user_id": owner["user_id"],
         "pet_id": pet["pet_id"],
         "slot_id": slot["slot_id"],
@@ -149,12 +157,17 @@ async def make_booking(conn: asyncpg.Connection, slot: dict, owner: dict, pet: d
         "discount_amount": Decimal("0"),
         "final_amount": price,
     }
-    return await insert(conn, "bookings", values | overrides)
+    values |= overrides
+    created = values.get("created_at") or datetime.now(UTC)
+    values.setdefault("booking_id", new_id(values["clinic_id"], created.astimezone(UTC).date()))
+    return await insert(conn, "bookings", values)
 
 
 async def make_payment(conn: asyncpg.Connection, booking: dict, **overrides: Any) -> dict:
     """A payment attempt of ``booking`` for its final amount (status as the schema defaults it)."""
     values = {
+        "clinic_id": booking["clinic_id"],
+        "payment_id": new_id(booking["clinic_id"], datetime.now(UTC).date()),
         "booking_id": booking["booking_id"],
         "booking_created_at": booking["created_at"],
         "amount": booking["final_amount"],

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -46,6 +47,7 @@ from tests.db.factories import (
     make_staff,
     make_user,
 )
+from web.core.shard_keys import new_id
 
 PRICE = Decimal("150000")
 
@@ -90,6 +92,8 @@ class World:
 
 async def make_history(conn: asyncpg.Connection, booking: dict, **overrides: Any) -> dict:
     values = {
+        "clinic_id": booking["clinic_id"],
+        "history_id": new_id(booking["clinic_id"], datetime.now(UTC).date()),
         "booking_id": booking["booking_id"],
         "booking_created_at": booking["created_at"],
         "previous_status": "pending_payment",
@@ -261,6 +265,15 @@ def missing_id(_world: World) -> uuid.UUID:
     return uuid.uuid4()
 
 
+def same_prefix_as_the_clinic(world: World) -> uuid.UUID:
+    return uuid.UUID(bytes=world.clinic["clinic_id"].bytes[:6] + uuid.uuid4().bytes[6:])
+
+
+def id_of_the_other_clinic(world: World) -> uuid.UUID:
+    """An id in the app's form (web/core/shard_keys.py) that names the other clinic."""
+    return new_id(world.other_clinic["clinic_id"], NOW.date())
+
+
 # ------------------------------------------------------------------------------------ the case tables
 
 REFERENCE_TABLE_CASES = [
@@ -278,6 +291,8 @@ REFERENCE_TABLE_CASES = [
     case("clinics", "clinics_timezone_valid", CheckViolationError, {"timezone": "asia/jakarta"}, "wrong letter case"),
     case("clinics", "clinics_min_booking_notice_check", CheckViolationError, {"min_booking_notice_minutes": -1}),
     case("clinics", "clinics_refund_deadline_check", CheckViolationError, {"refund_deadline_hours": -1}),
+    # Ids name their clinic by the clinic id's first 48 bits: two clinics never share them.
+    case("clinics", "clinics_id_prefix_key", UniqueViolationError, {"clinic_id": same_prefix_as_the_clinic}),
     # services
     # Each duplicate primary key goes to another clinic (owner), so that the unique (id, clinic) key that
     # composite foreign keys point at is not broken as well.
@@ -351,6 +366,12 @@ SLOT_CASES = [
     # The trigger lets a row with a missing clinic through to the foreign keys.
     case("slots", "slots_clinic_id_fkey", ForeignKeyViolationError, {"clinic_id": missing_id}, "missing clinic",
          also_breaks=("slots_service_in_clinic_fkey", "slots_staff_in_clinic_fkey")),
+    case("slots", "slots_id_names_clinic_and_day", CheckViolationError,
+         {"slot_id": lambda w: new_id(w.other_clinic["clinic_id"], w.free_start.astimezone(
+             ZoneInfo(w.clinic["timezone"])).date())}, "id names another clinic"),
+    case("slots", "slots_id_names_clinic_and_day", CheckViolationError,
+         {"slot_id": lambda w: new_id(w.clinic["clinic_id"], w.free_start.astimezone(
+             ZoneInfo(w.clinic["timezone"])).date() + timedelta(days=1))}, "id names another day"),
     case("slots", "slots_date_is_local_day", CheckViolationError,
          {"date": lambda w: w.slot["date"] + timedelta(days=1)}, "date is the next day"),
 ]
@@ -361,6 +382,11 @@ RESERVATION_CASES = [
     case("reservations", "reservations_lock_token_key", UniqueViolationError,
          {"lock_token": lambda w: w.reservation["lock_token"]}, "token already used"),
     case("reservations", "reservations_status_check", CheckViolationError, {"status": "held"}),
+    case("reservations", "reservations_id_names_clinic_and_day", CheckViolationError,
+         {"reservation_id": lambda w: new_id(w.other_clinic["clinic_id"], w.slot["date"])}, "id names another clinic"),
+    case("reservations", "reservations_id_names_clinic_and_day", CheckViolationError,
+         {"reservation_id": lambda w: new_id(w.clinic["clinic_id"], w.slot["date"] + timedelta(days=1))},
+         "id names another day than the slot's"),
     case("reservations", "reservations_owner_idempotency_key_idx", UniqueViolationError,
          {"idempotency_key": "world-hold-0001"}, "the owner's key already used"),
     case("reservations", "reservations_idempotency_key_format", CheckViolationError,
@@ -375,8 +401,10 @@ RESERVATION_CASES = [
          {"pet_id": lambda w: w.other_pet["pet_id"]}, "pet of another user"),
     case("reservations", "reservations_slot_id_fkey", ForeignKeyViolationError, {"slot_id": missing_id},
          "missing slot"),
+    # (The hold's id then names another day than its slot date too.)
     case("reservations", "reservations_slot_id_fkey", ForeignKeyViolationError,
-         {"slot_date": lambda w: w.slot["date"] + timedelta(days=1)}, "wrong slot date"),
+         {"slot_date": lambda w: w.slot["date"] + timedelta(days=1)}, "wrong slot date",
+         also_breaks=("reservations_id_names_clinic_and_day",)),
     case("reservations", "reservations_slot_id_fkey", ForeignKeyViolationError,
          {"service_id": lambda w: w.second_service["service_id"]}, "service is not the slot's"),
     case("reservations", "reservations_user_id_fkey", ForeignKeyViolationError, {"user_id": missing_id},
@@ -399,6 +427,12 @@ BOOKING_CASES = [
     case("bookings", "bookings_booking_code_check", CheckViolationError, {"booking_code": "O0I1ABCD"}),
     case("bookings", "bookings_currency_check", CheckViolationError, {"currency": "Rp"}),
     case("bookings", "bookings_version_check", CheckViolationError, {"version": 0}),
+    case("bookings", "bookings_id_names_clinic_and_day", CheckViolationError,
+         {"booking_id": id_of_the_other_clinic}, "id names another clinic"),
+    # The id's day may be a day off the creation time's UTC day (the app makes the id), not more.
+    case("bookings", "bookings_id_names_clinic_and_day", CheckViolationError,
+         {"booking_id": lambda w: new_id(w.clinic["clinic_id"], NOW.date() + timedelta(days=2)), "created_at": NOW},
+         "id names a day two days off"),
     # Money.
     case("bookings", "bookings_final_amount_check", CheckViolationError, {"final_amount": PRICE - 1},
          "final is not total minus discount"),
@@ -495,6 +529,8 @@ PAYMENT_CASES = [
          {"booking_id": lambda w: w.booking["booking_id"], "booking_created_at": lambda w: w.booking["created_at"],
           "status": "refunded", "refund_amount": PRICE, "refunded_at": NOW, **SETTLED}, "second refunded payment"),
     case("payment_records", "payment_records_status_check", CheckViolationError, {"status": "paid"}),
+    case("payment_records", "payment_records_id_names_clinic", CheckViolationError,
+         {"payment_id": id_of_the_other_clinic}, "id names another clinic"),
     case("payment_records", "payment_records_provider_check", CheckViolationError, {"payment_provider": "paypal"}),
     case("payment_records", "payment_records_amount_check", CheckViolationError, {"amount": Decimal("-1")}),
     case("payment_records", "payment_records_currency_check", CheckViolationError, {"currency": "idr"}),
@@ -531,6 +567,8 @@ PAYMENT_CASES = [
 ]
 
 HISTORY_CASES = [
+    case("booking_history", "booking_history_id_names_clinic", CheckViolationError,
+         {"history_id": id_of_the_other_clinic}, "id names another clinic"),
     case("booking_history", "booking_history_pkey", UniqueViolationError,
          {"history_id": lambda w: w.history["history_id"]}),
     case("booking_history", "booking_history_status_changed", CheckViolationError,
@@ -777,29 +815,43 @@ async def test_refused_slot_delete_keeps_the_reservations_it_would_have_cascaded
     ) == 1
 
 
-async def test_deleting_a_slot_deletes_its_reservations_and_unlinks_their_bookings(world: World) -> None:
-    # A reservation on a slot nobody booked, and a booking (on another slot) made from that reservation.
+async def test_deleting_a_slot_deletes_its_reservations(world: World) -> None:
+    # Two holds on a slot nobody booked.
     spare = await make_slot(world.conn, world.clinic, world.service, world.staff, start=world.free_start)
-    held = await make_reservation(world.conn, spare, world.owner, world.pet)
+    await make_reservation(world.conn, spare, world.owner, world.pet)
     await make_reservation(world.conn, spare, world.other_owner, world.other_pet)
-    booking = await make_booking(world.conn, world.open_slot, world.owner, world.pet,
-                                 reservation_id=held["reservation_id"])
 
     await world.conn.execute("DELETE FROM slots WHERE slot_id = $1", spare["slot_id"])
 
     assert await world.conn.fetchval("SELECT count(*) FROM reservations WHERE slot_id = $1", spare["slot_id"]) == 0
-    assert await world.conn.fetchval(
-        "SELECT reservation_id FROM bookings WHERE booking_id = $1", booking["booking_id"]
-    ) is None
     # The world's own reservation, on another slot, is untouched.
     assert await row_count(world.conn, "reservations") == 1
 
 
-async def test_deleting_a_payment_unlinks_it_from_its_booking(world: World) -> None:
-    await world.conn.execute("DELETE FROM payment_records WHERE payment_id = $1", world.payment["payment_id"])
+async def test_a_hold_a_booking_was_made_from_cannot_disappear(world: World) -> None:
+    # The design unlinked the booking (ON DELETE SET NULL); with the clinic in the key that would null the
+    # clinic too (and Citus refuses it), so the hold stays while a booking names it (migration 0021).
+    spare = await make_slot(world.conn, world.clinic, world.service, world.staff, start=world.free_start)
+    held = await make_reservation(world.conn, spare, world.owner, world.pet)
+    booking = await make_booking(world.conn, world.open_slot, world.owner, world.pet,
+                                 reservation_id=held["reservation_id"])
+
+    await assert_refused(
+        world.conn, "reservations", ForeignKeyViolationError, "bookings_reservation_id_fkey",
+        lambda: world.conn.execute("DELETE FROM slots WHERE slot_id = $1", spare["slot_id"]),
+    )
+    assert await world.conn.fetchval(
+        "SELECT reservation_id FROM bookings WHERE booking_id = $1", booking["booking_id"]) == held["reservation_id"]
+
+
+async def test_a_payment_its_booking_names_cannot_be_deleted(world: World) -> None:
+    await assert_refused(
+        world.conn, "bookings", ForeignKeyViolationError, "bookings_payment_id_fkey",
+        lambda: world.conn.execute("DELETE FROM payment_records WHERE payment_id = $1", world.payment["payment_id"]),
+    )
     assert await world.conn.fetchval(
         "SELECT payment_id FROM bookings WHERE booking_id = $1", world.booking["booking_id"]
-    ) is None
+    ) == world.payment["payment_id"]
 
 
 async def test_deleting_a_user_keeps_the_slots_and_history_they_wrote(world: World) -> None:

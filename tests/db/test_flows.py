@@ -1,7 +1,8 @@
 """The design's booking flows (3.3.2, 3.3.3, 4.2, 4.4) as fixed SQL, each one guarded transaction.
 
 Every flow ends with the slot invariant: a slot's remaining places are its capacity minus its pending
-holds minus its bookings that still hold a place (all but cancelled and rescheduled ones).
+holds minus its bookings that still hold a place (all but cancelled and rescheduled ones). Every row names
+its clinic and every status change writes its history row in the same transaction (migration 0021).
 """
 
 from __future__ import annotations
@@ -15,11 +16,26 @@ import asyncpg
 import pytest
 
 from tests.db.factories import local_start, make_slot, make_user, make_world
+from web.core.shard_keys import new_id, new_id_today
 
 STANDARD_REFUND = {"refund_percentage": 90, "policy_applied": "standard_cancellation"}
 
 
 # ------------------------------------------------------------------ the flows, as the app must run them
+
+
+async def record_history(conn: asyncpg.Connection, before: str, after: dict, actor: dict | None = None,
+                         reason: str = "system_update", metadata: dict | None = None) -> None:
+    """The history row of a status change, in the change's transaction (as web/booking/services.py writes it)."""
+    await conn.execute(
+        """
+        INSERT INTO booking_history (clinic_id, history_id, booking_id, booking_created_at, previous_status,
+                                     new_status, changed_by, change_reason, metadata)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+        """,
+        after["clinic_id"], new_id_today(after["clinic_id"]), after["booking_id"], after["created_at"], before,
+        after["status"], actor["user_id"] if actor else None, reason, json.dumps(metadata) if metadata else None,
+    )
 
 
 async def hold(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict) -> dict | None:
@@ -29,7 +45,7 @@ async def hold(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict) -> 
             """
             UPDATE slots SET remaining = remaining - 1, version = version + 1
             WHERE slot_id = $1 AND date = $2 AND status = 'available' AND remaining > 0 AND start_time > now()
-            RETURNING slot_id, date, service_id
+            RETURNING clinic_id, slot_id, date, service_id
             """,
             slot["slot_id"], slot["date"],
         )
@@ -37,12 +53,13 @@ async def hold(conn: asyncpg.Connection, slot: dict, owner: dict, pet: dict) -> 
             return None
         reservation = await conn.fetchrow(
             """
-            INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-            VALUES ($1, $2, $3, $4, $5, now() + interval '10 minutes', $6)
+            INSERT INTO reservations (clinic_id, reservation_id, user_id, pet_id, slot_id, slot_date, service_id,
+                                      expires_at, lock_token)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, now() + interval '10 minutes', $8)
             RETURNING *
             """,
-            owner["user_id"], pet["pet_id"], taken["slot_id"], taken["date"], taken["service_id"],
-            secrets.token_urlsafe(32),
+            taken["clinic_id"], new_id(taken["clinic_id"], taken["date"]), owner["user_id"], pet["pet_id"], taken["slot_id"],
+            taken["date"], taken["service_id"], secrets.token_urlsafe(32),
         )
         return dict(reservation)
 
@@ -52,10 +69,10 @@ async def design_order_hold(conn: asyncpg.Connection, slot: dict, owner: dict, p
     async with conn.transaction():
         await conn.execute(
             """
-            INSERT INTO reservations (user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
-            VALUES ($1, $2, $3, $4, $5, now() + interval '10 minutes', $6)
+            INSERT INTO reservations (clinic_id, user_id, pet_id, slot_id, slot_date, service_id, expires_at, lock_token)
+            VALUES ($1, $2, $3, $4, $5, $6, now() + interval '10 minutes', $7)
             """,
-            owner["user_id"], pet["pet_id"], slot["slot_id"], slot["date"], slot["service_id"],
+            slot["clinic_id"], owner["user_id"], pet["pet_id"], slot["slot_id"], slot["date"], slot["service_id"],
             secrets.token_urlsafe(32),
         )
         await conn.fetch(
@@ -83,17 +100,17 @@ async def confirm(conn: asyncpg.Connection, reservation: dict) -> dict | None:
             return None
         booking = await conn.fetchrow(
             """
-            INSERT INTO bookings (reservation_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id,
-                                  total_amount, discount_amount, final_amount, currency)
-            SELECT r.reservation_id, r.user_id, r.pet_id, s.clinic_id, r.service_id, r.slot_id, r.slot_date, s.staff_id,
-                   COALESCE(s.price, sv.price), 0, COALESCE(s.price, sv.price), sv.currency
+            INSERT INTO bookings (booking_id, reservation_id, user_id, pet_id, clinic_id, service_id, slot_id,
+                                  slot_date, staff_id, total_amount, discount_amount, final_amount, currency)
+            SELECT $2, r.reservation_id, r.user_id, r.pet_id, s.clinic_id, r.service_id, r.slot_id, r.slot_date,
+                   s.staff_id, COALESCE(s.price, sv.price), 0, COALESCE(s.price, sv.price), sv.currency
             FROM reservations r
-            JOIN slots s ON s.slot_id = r.slot_id AND s.date = r.slot_date
+            JOIN slots s ON s.clinic_id = r.clinic_id AND s.slot_id = r.slot_id AND s.date = r.slot_date
             JOIN services sv ON sv.service_id = r.service_id
             WHERE r.reservation_id = $1
             RETURNING *
             """,
-            locked["reservation_id"],
+            locked["reservation_id"], new_id_today(locked["clinic_id"]),
         )
         await conn.execute("UPDATE reservations SET status = 'confirmed' WHERE reservation_id = $1", locked["reservation_id"])
         await conn.execute(
@@ -112,13 +129,14 @@ async def pay(conn: asyncpg.Connection, booking: dict) -> tuple[dict, dict]:
     async with conn.transaction():
         payment = await conn.fetchrow(
             """
-            INSERT INTO payment_records (booking_id, booking_created_at, amount, currency, payment_method,
-                                         payment_provider, provider_payment_id, status, paid_at, idempotency_key)
-            VALUES ($1, $2, $3, $4, 'qris', 'sandbox', $5, 'completed', now(), $6)
+            INSERT INTO payment_records (clinic_id, payment_id, booking_id, booking_created_at, amount, currency,
+                                         payment_method, payment_provider, provider_payment_id, status, paid_at,
+                                         idempotency_key)
+            VALUES ($1, $2, $3, $4, $5, $6, 'qris', 'sandbox', $7, 'completed', now(), $8)
             RETURNING *
             """,
-            booking["booking_id"], booking["created_at"], booking["final_amount"], booking["currency"],
-            f"sandbox-{secrets.token_hex(8)}", secrets.token_hex(16),
+            booking["clinic_id"], new_id_today(booking["clinic_id"]), booking["booking_id"], booking["created_at"],
+            booking["final_amount"], booking["currency"], f"sandbox-{secrets.token_hex(8)}", secrets.token_hex(16),
         )
         paid = await conn.fetchrow(
             """
@@ -130,6 +148,7 @@ async def pay(conn: asyncpg.Connection, booking: dict) -> tuple[dict, dict]:
         )
         if paid is None:
             raise AssertionError("the booking was not awaiting payment at that version")
+        await record_history(conn, "pending_payment", paid, reason="payment_received")
         return dict(paid), dict(payment)
 
 
@@ -137,12 +156,6 @@ async def cancel_with_refund(conn: asyncpg.Connection, booking: dict, actor: dic
     """4.2 fixed: the refund is recorded on the booking and on its payment; the place goes back to the slot,
     and the slot becomes 'available' again only if it was 'booked' (maintenance stays maintenance)."""
     async with conn.transaction():
-        await conn.execute(
-            "SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', 'customer_request', true), "
-            "set_config('app.change_metadata', $2, true)",
-            str(actor["user_id"]),
-            json.dumps({"refund_percentage": percentage, "policy_applied": "standard_cancellation"}),
-        )
         cancelled = await conn.fetchrow(
             """
             UPDATE bookings
@@ -158,6 +171,8 @@ async def cancel_with_refund(conn: asyncpg.Connection, booking: dict, actor: dic
         )
         if cancelled is None:
             return None
+        await record_history(conn, "confirmed", cancelled, actor, "customer_request",
+                             {"refund_percentage": percentage, "policy_applied": "standard_cancellation"})
         refunded = await conn.execute(
             """
             UPDATE payment_records SET status = 'partially_refunded', refund_amount = $2, refunded_at = now()
@@ -195,6 +210,7 @@ async def reschedule(conn: asyncpg.Connection, booking: dict, new_slot: dict) ->
         )
         if old is None:
             return None
+        await record_history(conn, "confirmed", old, reason="reschedule")
         taken = await conn.fetchrow(
             """
             UPDATE slots SET remaining = remaining - 1,
@@ -210,15 +226,15 @@ async def reschedule(conn: asyncpg.Connection, booking: dict, new_slot: dict) ->
             raise AssertionError("the new slot has no free place")
         new = await conn.fetchrow(
             """
-            INSERT INTO bookings (user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id,
+            INSERT INTO bookings (booking_id, user_id, pet_id, clinic_id, service_id, slot_id, slot_date, staff_id,
                                   status, payment_status, payment_id, total_amount, discount_amount, final_amount,
                                   currency, rescheduled_from_booking_id, rescheduled_from_created_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed', 'paid', $8, $9, $10, $11, $12, $13, $14)
+            VALUES ($15, $1, $2, $3, $4, $5, $6, $7, 'confirmed', 'paid', $8, $9, $10, $11, $12, $13, $14)
             RETURNING *
             """,
             old["user_id"], old["pet_id"], taken["clinic_id"], taken["service_id"], taken["slot_id"], taken["date"],
             taken["staff_id"], old["payment_id"], old["total_amount"], old["discount_amount"], old["final_amount"],
-            old["currency"], old["booking_id"], old["created_at"],
+            old["currency"], old["booking_id"], old["created_at"], new_id_today(taken["clinic_id"]),
         )
         await give_place_back(conn, old["slot_id"], old["slot_date"])
         return dict(new)
@@ -232,6 +248,7 @@ async def set_booking_status(conn: asyncpg.Connection, booking: dict, expected: 
             booking["booking_id"], booking["created_at"], status, expected,
         )
         assert row is not None, f"booking was not {expected}"
+        await record_history(conn, expected, row)
         return dict(row)
 
 
@@ -512,17 +529,19 @@ async def test_cancel_of_a_booking_changed_meanwhile_changes_nothing(conn: async
 
 async def test_design_refund_row_is_refused_by_the_refund_check(conn: asyncpg.Connection) -> None:
     """4.2 step 3 inserts a second, positive payment row marked 'refunded' without refund_amount. Only
-    booking_created_at (the composite key needs it) and paid_at (else payment_records_paid_at_check refuses it
-    first) are added here, so that the refund rule is the check the row fails."""
+    clinic_id and booking_created_at (the composite key needs them) and paid_at (else
+    payment_records_paid_at_check refuses it first) are added here, so that the refund rule is the check the
+    row fails."""
     world = await make_world(conn)
     booking, _ = await paid_booking(conn, world)
 
     with pytest.raises(asyncpg.CheckViolationError) as refused:
         await conn.execute(
             """
-            INSERT INTO payment_records (booking_id, booking_created_at, amount, currency, payment_method,
+            INSERT INTO payment_records (clinic_id, booking_id, booking_created_at, amount, currency, payment_method,
                                          payment_provider, status, paid_at, refunded_at)
-            SELECT booking_id, created_at, final_amount * 0.9, currency, 'refund', 'system', 'refunded', now(), now()
+            SELECT clinic_id, booking_id, created_at, final_amount * 0.9, currency, 'refund', 'system', 'refunded',
+                   now(), now()
             FROM bookings
             WHERE booking_id = $1
             """,

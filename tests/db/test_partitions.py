@@ -25,7 +25,8 @@ from tests.db.factories import (
 UTC = ZoneInfo("UTC")
 
 NO_STAFF_OVERLAP_DEFINITION = (
-    "EXCLUDE USING gist (staff_id WITH =, tstzrange(start_time, end_time) WITH &&) WHERE ((staff_id IS NOT NULL))"
+    "EXCLUDE USING gist (clinic_id WITH =, staff_id WITH =, tstzrange(start_time, end_time) WITH &&) "
+    "WHERE ((staff_id IS NOT NULL))"
 )
 
 

@@ -1,15 +1,15 @@
-"""Triggers: updated_at on every table that has it, and the booking status history (4.3, fixed).
+"""Triggers: updated_at on every table that has it (4.3), and no trigger writing the booking history.
 
-The history trigger takes the actor, reason and metadata from transaction-local settings
-(``set_config('app.user_id', …, true)``, ``app.change_reason``, ``app.change_metadata``). The case that
-broke the design's trigger is a pooled connection: once a transaction has set app.user_id, the setting
-reads '' (not NULL) in every later transaction on that connection, and ``''::uuid`` fails.
+The design's history trigger (4.3) is gone since migration 0021: on Citus a trigger runs on the worker that
+holds the row, and writing another distributed table from there escapes the coordinator's transaction. The
+engine writes each status change's history row in the change's own transaction (tests/booking/test_history.py
+checks who, why and how many). The design's trigger also broke on pooled connections: once a transaction has
+set app.user_id, the setting reads '' (not NULL) in every later transaction on that connection, and
+``''::uuid`` fails; the last test shows it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -115,181 +115,54 @@ async def booking_world(conn: asyncpg.Connection) -> tuple[dict, dict]:
     return booking, receptionist
 
 
-async def test_status_change_records_one_history_row_with_actor_reason_and_metadata(conn: asyncpg.Connection) -> None:
-    booking, receptionist = await booking_world(conn)
-
-    async with conn.transaction():
-        await conn.execute(
-            "SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', 'payment_received', true), "
-            "set_config('app.change_metadata', $2, true)",
-            str(receptionist["user_id"]), json.dumps({"provider": "sandbox", "attempt": 1}),
-        )
-        changed_at = await set_status(conn, booking, "confirmed", "paid")
-
-    rows = await history(conn, booking)
-    assert len(rows) == 1
-    row = rows[0]
-    assert (row["previous_status"], row["new_status"]) == ("pending_payment", "confirmed")
-    assert row["booking_created_at"] == booking["created_at"]
-    assert row["changed_by"] == receptionist["user_id"]
-    assert row["change_reason"] == "payment_received"
-    assert json.loads(row["metadata"]) == {"provider": "sandbox", "attempt": 1}
-    assert row["changed_at"] == changed_at
-
-
-async def test_status_change_without_settings_records_no_actor_and_system_update(conn: asyncpg.Connection) -> None:
-    booking, _ = await booking_world(conn)
-
-    async with conn.transaction():
-        await set_status(conn, booking, "confirmed", "paid")
-
-    rows = await history(conn, booking)
-    assert len(rows) == 1
-    assert rows[0]["changed_by"] is None
-    assert rows[0]["change_reason"] == "system_update"
-    assert rows[0]["metadata"] is None
-
-
-async def test_each_status_change_writes_exactly_one_row(conn: asyncpg.Connection) -> None:
+async def test_no_trigger_writes_the_history(conn: asyncpg.Connection) -> None:
     booking, _ = await booking_world(conn)
 
     await set_status(conn, booking, "confirmed", "paid")
-    await set_status(conn, booking, "in_progress", "paid")
-    await conn.execute(
-        "UPDATE bookings SET status = 'completed', completed_at = now() WHERE booking_id = $1", booking["booking_id"]
-    )
-
-    rows = await history(conn, booking)
-    assert [(row["previous_status"], row["new_status"]) for row in rows] == [
-        ("pending_payment", "confirmed"),
-        ("confirmed", "in_progress"),
-        ("in_progress", "completed"),
-    ]
-
-
-async def test_update_without_status_change_writes_no_history(conn: asyncpg.Connection) -> None:
-    booking, receptionist = await booking_world(conn)
-
-    async with conn.transaction():
-        await conn.execute("SELECT set_config('app.user_id', $1, true)", str(receptionist["user_id"]))
-        await conn.execute("UPDATE bookings SET notes = 'Allergic to penicillin' WHERE booking_id = $1", booking["booking_id"])
-        # Naming the column fires the trigger (AFTER UPDATE OF status); the value does not change.
-        await conn.execute("UPDATE bookings SET status = status, version = version + 1 WHERE booking_id = $1", booking["booking_id"])
 
     assert await history(conn, booking) == []
-    assert await conn.fetchval("SELECT version FROM bookings WHERE booking_id = $1", booking["booking_id"]) == 2
+    writers = await conn.fetch(
+        """
+        SELECT t.tgname, p.proname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+        WHERE NOT t.tgisinternal AND p.prosrc ILIKE '%booking_history%'
+        """
+    )
+    assert writers == []
 
 
-async def change_with_actor_then_without(
-    acquire: Callable[[], Awaitable[asyncpg.Connection]], release: Callable[[asyncpg.Connection], Awaitable[None]],
-    booking: dict, actor: dict,
-) -> tuple[int, int, str | None]:
-    """A status change with an actor, committed, then one without on the connection it was handed next.
-
-    Returns the two backend pids and what app.user_id reads in the second transaction."""
-    connection = await acquire()
-    async with connection.transaction():
-        await connection.execute(
-            "SELECT set_config('app.user_id', $1, true), set_config('app.change_reason', 'customer_request', true), "
-            "set_config('app.change_metadata', '{\"channel\": \"web\"}', true)",
-            str(actor["user_id"]),
-        )
-        await set_status(connection, booking, "confirmed", "paid")
-    first_pid = connection.get_server_pid()
-    await release(connection)
-
-    connection = await acquire()
-    async with connection.transaction():
-        leftover = await connection.fetchval("SELECT current_setting('app.user_id', true)")
-        await set_status(connection, booking, "no_show", "paid")
-    second_pid = connection.get_server_pid()
-    await release(connection)
-    return first_pid, second_pid, leftover
-
-
-def assert_actor_only_on_first_change(rows: list[asyncpg.Record], actor: dict) -> None:
-    assert [(row["previous_status"], row["new_status"]) for row in rows] == [
-        ("pending_payment", "confirmed"),
-        ("confirmed", "no_show"),
-    ]
-    assert rows[0]["changed_by"] == actor["user_id"]
-    assert rows[0]["change_reason"] == "customer_request"
-    # Nothing of the first transaction leaks into the second: no actor, default reason, no metadata.
-    assert rows[1]["changed_by"] is None
-    assert rows[1]["change_reason"] == "system_update"
-    assert rows[1]["metadata"] is None
-
-
-async def test_pooled_connection_status_change_without_actor_after_one_with_actor(conn: asyncpg.Connection) -> None:
-    booking, receptionist = await booking_world(conn)
-
-    async def same_connection() -> asyncpg.Connection:
-        return conn
-
-    async def keep(_: asyncpg.Connection) -> None:
-        return None
-
-    first_pid, second_pid, leftover = await change_with_actor_then_without(same_connection, keep, booking, receptionist)
-
-    assert first_pid == second_pid
-    # The trap the design's trigger fell into: the setting is now '' on this connection, not NULL.
-    assert leftover == ""
-    with pytest.raises(asyncpg.InvalidTextRepresentationError):
-        await conn.fetchval("SELECT current_setting('app.user_id', true)::uuid")
-    assert_actor_only_on_first_change(await history(conn, booking), receptionist)
-
-
-async def test_pool_of_one_reuses_the_connection_and_records_no_actor(fresh_database_url: str) -> None:
-    setup = await asyncpg.connect(fresh_database_url)
-    try:
-        booking, receptionist = await booking_world(setup)
-    finally:
-        await setup.close()
-
-    pool = await asyncpg.create_pool(fresh_database_url, min_size=1, max_size=1)
-    try:
-        first_pid, second_pid, leftover = await change_with_actor_then_without(
-            pool.acquire, pool.release, booking, receptionist
-        )
-        assert first_pid == second_pid  # the same server session served both transactions
-        # asyncpg's RESET ALL on release does not bring back NULL either.
-        assert leftover == ""
-        async with pool.acquire() as connection:
-            assert_actor_only_on_first_change(await history(connection, booking), receptionist)
-    finally:
-        await pool.close()
-
-
-DESIGN_TRIGGER_FUNCTION = """
-CREATE OR REPLACE FUNCTION log_booking_status_change() RETURNS trigger AS $$
+DESIGN_TRIGGER = """
+CREATE FUNCTION design_log_booking_status_change() RETURNS trigger AS $$
 BEGIN
     IF OLD.status <> NEW.status THEN
         INSERT INTO booking_history (
-            booking_id, booking_created_at, previous_status, new_status, changed_by, change_reason
+            clinic_id, booking_id, booking_created_at, previous_status, new_status, changed_by, change_reason
         ) VALUES (
-            NEW.booking_id, NEW.created_at, OLD.status, NEW.status,
+            NEW.clinic_id, NEW.booking_id, NEW.created_at, OLD.status, NEW.status,
             current_setting('app.user_id', true)::uuid,
             TG_ARGV[0]
         );
     END IF;
     RETURN NEW;
 END;
-$$ LANGUAGE plpgsql
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER design_booking_status_change AFTER UPDATE OF status ON bookings
+    FOR EACH ROW EXECUTE FUNCTION design_log_booking_status_change('system_update');
 """
 
 
 async def test_the_designs_trigger_body_fails_in_the_pooled_case(conn: asyncpg.Connection) -> None:
-    """The scenario above is the one that matters: with the design's cast (only booking_created_at added,
-    which the composite key needs) the second change on the reused connection fails."""
+    """The design's trigger (with only the columns our keys need added): after one change with an actor,
+    the next change on the same (reused) connection fails, because app.user_id now reads '' and the design
+    casts it to uuid. The engine names the actor as a statement parameter instead."""
     booking, receptionist = await booking_world(conn)
-    await conn.execute(DESIGN_TRIGGER_FUNCTION)
+    await conn.execute(DESIGN_TRIGGER)
 
     async with conn.transaction():
         await conn.execute("SELECT set_config('app.user_id', $1, true)", str(receptionist["user_id"]))
         await set_status(conn, booking, "confirmed", "paid")
+    assert await conn.fetchval("SELECT current_setting('app.user_id', true)") == ""
     with pytest.raises(asyncpg.InvalidTextRepresentationError, match="uuid"):
         async with conn.transaction():
             await set_status(conn, booking, "no_show", "paid")
 
     assert await conn.fetchval("SELECT status FROM bookings WHERE booking_id = $1", booking["booking_id"]) == "confirmed"
-

@@ -15,6 +15,7 @@ from tests.db.factories import local_start, make_clinic, make_service, make_user
 from web.accounts.services import load_current_user
 from web.booking import services as booking_services
 from web.core.errors import InvalidInput, NotFound
+from web.core.shard_keys import new_id
 from web.slots import blocking, generation
 from web.slots import statements as slot_statements
 from web.slots.blocking import SlotsHaveBookings
@@ -323,11 +324,12 @@ async def test_the_insert_does_not_swallow_staff_overlaps(own_database, conn: as
     # exclusion violation, never a silently skipped slot.
     scene = await clinic_scene(conn)
     start = local_start(scene.clinic, days_ahead=2, hour=10)
-    await conn.execute(slot_statements.INSERT_GENERATED, scene.clinic["clinic_id"], scene.service["service_id"],
-                       scene.staff["staff_id"], 1, None, None, [start.date()], [start],
-                       [start + timedelta(minutes=30)])
+    clinic_id = scene.clinic["clinic_id"]
+    await conn.execute(slot_statements.INSERT_GENERATED, clinic_id, scene.service["service_id"],
+                       scene.staff["staff_id"], 1, None, None, [new_id(clinic_id, start.date())], [start.date()],
+                       [start], [start + timedelta(minutes=30)])
     other = await make_service(conn, scene.clinic)
     with pytest.raises(asyncpg.ExclusionViolationError):
-        await conn.execute(slot_statements.INSERT_GENERATED, scene.clinic["clinic_id"], other["service_id"],
-                           scene.staff["staff_id"], 1, None, None, [start.date()], [start + timedelta(minutes=10)],
-                           [start + timedelta(minutes=40)])
+        await conn.execute(slot_statements.INSERT_GENERATED, clinic_id, other["service_id"],
+                           scene.staff["staff_id"], 1, None, None, [new_id(clinic_id, start.date())],
+                           [start.date()], [start + timedelta(minutes=10)], [start + timedelta(minutes=40)])

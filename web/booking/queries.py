@@ -12,6 +12,7 @@ import asyncpg
 
 from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import statements as q
+from web.booking.keys import locate_booking, locate_hold
 from web.core import sql
 from web.core.errors import NotFound
 from web.core.messages import N_
@@ -33,39 +34,83 @@ async def list_bookings(actor: CurrentUser, limit: int = 200) -> list[dict]:
 
 
 async def get_booking(actor: CurrentUser, booking_id: UUID) -> dict:
+    """One booking the actor may see (404 otherwise), read on its clinic's shard."""
+    key = await locate_booking(booking_id)
     where, args = _scope(actor)
-    row = await sql.fetchrow(
-        f"{q.BOOKING_READ} WHERE b.booking_id = ${len(args) + 1} AND {where}", *args, booking_id
-    )
+    row = None
+    if key is not None:
+        first = len(args) + 1
+        row = await sql.fetchrow(
+            f"{q.BOOKING_READ} WHERE b.clinic_id = ${first} AND s.clinic_id = ${first} AND b.booking_id = ${first + 1}"
+            f" AND b.created_at BETWEEN ${first + 2} AND ${first + 3} AND {where}",
+            *args, key.clinic_id, booking_id, key.created.earliest, key.created.latest,
+        )
     if row is None:
         raise NotFound(N_("No such booking."))
     return dict(row)
+
+
+def _with_last_attempts(bookings: list[dict], attempts: list[asyncpg.Record]) -> list[dict]:
+    """Each booking with the latest payment attempt along its reschedule chain (an attempt names the booking
+    it was started for, which a reschedule leaves behind): ``last_payment_*`` (None when there is none)."""
+    came_from: dict[UUID, UUID | None] = {}
+    latest_of: dict[UUID, asyncpg.Record] = {}
+    for row in attempts:
+        came_from[row["booking_id"]] = row["rescheduled_from_booking_id"]
+        if row["payment_id"] is not None:
+            known = latest_of.get(row["booking_id"])
+            if known is None or row["created_at"] > known["created_at"]:
+                latest_of[row["booking_id"]] = row
+    for booking in bookings:
+        latest, current, steps = None, booking["booking_id"], 0
+        while current is not None and steps <= 20:
+            found = latest_of.get(current)
+            if found is not None and (latest is None or found["created_at"] > latest["created_at"]):
+                latest = found
+            current, steps = came_from.get(current), steps + 1
+        booking.update(
+            last_payment_id=latest["payment_id"] if latest else None,
+            last_payment_provider=latest["payment_provider"] if latest else None,
+            last_payment_status=latest["status"] if latest else None,
+            last_payment_url=latest["payment_url"] if latest else None,
+        )
+    return bookings
 
 
 async def owner_bookings(owner: CurrentUser, limit: int = 200) -> list[dict]:
-    """The owner's bookings with clinic, service, pet and payment details, newest visit first (one query)."""
+    """The owner's bookings with clinic, service, pet and payment details, newest visit first (two queries:
+    the bookings, and their payment attempts; across clinics, so on Citus both read every shard)."""
     if owner.role != ROLE_OWNER:
         return []
     rows = await sql.fetch(f"{q.OWNER_BOOKINGS} ORDER BY s.start_time DESC LIMIT {int(limit)}", owner.user_id)
-    return [dict(row) for row in rows]
+    if not rows:
+        return []
+    attempts = await sql.fetch(q.OWNER_PAYMENT_ATTEMPTS, owner.user_id)
+    return _with_last_attempts([dict(row) for row in rows], attempts)
 
 
 async def owner_booking(owner: CurrentUser, booking_id: UUID) -> dict:
-    """One of the owner's bookings with its details (404 for anyone else's or a missing one)."""
+    """One of the owner's bookings with its details (404 for anyone else's or a missing one), read on its
+    clinic's shard."""
+    key = await locate_booking(booking_id) if owner.role == ROLE_OWNER else None
     row = None
-    if owner.role == ROLE_OWNER:
-        row = await sql.fetchrow(f"{q.OWNER_BOOKINGS} AND b.booking_id = $2", owner.user_id, booking_id)
+    if key is not None:
+        row = await sql.fetchrow(
+            f"{q.OWNER_BOOKINGS} AND b.clinic_id = $2 AND b.booking_id = $3 AND b.created_at BETWEEN $4 AND $5",
+            owner.user_id, key.clinic_id, booking_id, key.created.earliest, key.created.latest)
     if row is None:
         raise NotFound(N_("No such booking."))
-    return dict(row)
+    attempts = await sql.fetch(f"{q.OWNER_PAYMENT_ATTEMPTS} AND b.clinic_id = $2", owner.user_id, key.clinic_id)
+    return _with_last_attempts([dict(row)], attempts)[0]
 
 
 async def owner_reservation(owner: CurrentUser, reservation_id: UUID) -> dict:
     """One of the owner's holds with its slot, clinic, service, pet and price (and its booking once
     confirmed). 404 for anyone else's or a missing one. The price is what ``confirm`` would charge."""
+    key = await locate_hold(reservation_id) if owner.role == ROLE_OWNER else None
     row = None
-    if owner.role == ROLE_OWNER:
-        row = await sql.fetchrow(q.OWNER_RESERVATION, reservation_id, owner.user_id)
+    if key is not None:
+        row = await sql.fetchrow(q.OWNER_RESERVATION, key.clinic_id, reservation_id, owner.user_id)
     if row is None:
         raise NotFound(N_("No such hold."))
     reservation = dict(row)
@@ -74,12 +119,12 @@ async def owner_reservation(owner: CurrentUser, reservation_id: UUID) -> dict:
     return reservation
 
 
-async def active_bookings_in_slots(slot_ids: list[UUID], days: list[date]) -> list[asyncpg.Record]:
-    """The active bookings (waiting for payment, confirmed, checked in) of these slots, with pet and owner
-    names, by start time: what stands in the way of blocking them."""
-    return await sql.fetch(q.ACTIVE_BOOKINGS_IN_SLOTS, slot_ids, days)
+async def active_bookings_in_slots(clinic_id: UUID, slot_ids: list[UUID], days: list[date]) -> list[asyncpg.Record]:
+    """The active bookings (waiting for payment, confirmed, checked in) of these slots of the clinic, with pet
+    and owner names, by start time: what stands in the way of blocking them."""
+    return await sql.fetch(q.ACTIVE_BOOKINGS_IN_SLOTS, clinic_id, slot_ids, days)
 
 
-async def live_holds_in_slots(slot_ids: list[UUID], days: list[date]) -> list[asyncpg.Record]:
-    """The holds of these slots that still keep a place."""
-    return await sql.fetch(q.LIVE_HOLDS_IN_SLOTS, slot_ids, days)
+async def live_holds_in_slots(clinic_id: UUID, slot_ids: list[UUID], days: list[date]) -> list[asyncpg.Record]:
+    """The holds of these slots of the clinic that still keep a place."""
+    return await sql.fetch(q.LIVE_HOLDS_IN_SLOTS, clinic_id, slot_ids, days)

@@ -1,7 +1,8 @@
 """Piccolo mappings of reservations, bookings and booking_history (DDL: piccolo_migrations/0002-0005).
 
-bookings is partitioned by created_at; its real primary key is (booking_id, created_at), and rows that
-point at a booking carry both (``booking_created_at``).
+bookings is partitioned by created_at; its real primary key is (clinic_id, booking_id, created_at), and rows
+that point at a booking carry all three (``booking_created_at``). Every key starts with the clinic (migration
+0021, docs/scaling.md); Piccolo knows only the id column of each, which is unique in practice.
 """
 
 from piccolo.columns import JSONB, UUID, Date, ForeignKey, Integer, Numeric, Text, Timestamptz, Varchar
@@ -16,6 +17,7 @@ from web.slots.tables import Slot
 
 class Reservation(Table, tablename="reservations"):
     reservation_id = UUID(primary_key=True)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     user_id = ForeignKey(references=User, null=False)
     pet_id = ForeignKey(references=Pet, null=False)
     slot_id = ForeignKey(references=Slot, null=False)
@@ -25,8 +27,9 @@ class Reservation(Table, tablename="reservations"):
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     expires_at = Timestamptz()
-    lock_token = Varchar(length=64, unique=True)
-    # The client's Idempotency-Key (migration 0020), unique per owner.
+    # Unique per clinic (reservations_lock_token_key).
+    lock_token = Varchar(length=64)
+    # The client's Idempotency-Key (migration 0020), unique per owner and clinic.
     idempotency_key = Varchar(length=64, null=True, default=None)
 
 
@@ -68,6 +71,7 @@ class Booking(Table, tablename="bookings"):
 
 class BookingHistory(Table, tablename="booking_history"):
     history_id = UUID(primary_key=True)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     booking_id = ForeignKey(references=Booking, null=False)
     booking_created_at = Timestamptz()
     previous_status = Varchar(length=20)

@@ -82,6 +82,15 @@ async def open_pools(engine: VetbookEngine, min_size: int, max_size: int, **pool
     await engine.start_connection_pool(**options)
     for node in engine.extra_nodes.values():
         await node.start_connection_pool(**options)
+    async with engine.pool.acquire() as connection:
+        from web.core import audit
+
+        audit.use_generic_plans(not await connection.fetchval(_IS_CITUS))
+
+
+# Whether the database is a Citus coordinator: Citus plans a statement for one shard from its parameters'
+# values, so it needs custom plans (web/core/audit.py).
+_IS_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 
 
 async def close_pools(engine: VetbookEngine) -> None:

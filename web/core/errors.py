@@ -206,9 +206,13 @@ def handle_database_error(request: Request, exc: asyncpg.PostgresError) -> Respo
         return _answer(request, 422, N_("A value in the request is out of range or malformed."))
     if isinstance(exc, asyncpg.TransactionRollbackError | asyncpg.LockNotAvailableError):
         # Two people changed the same rows at once and PostgreSQL rolled this one back (a deadlock, a
-        # serialization failure or a lock timeout): nothing was written, and trying again will work.
+        # serialization failure or a lock timeout): nothing was written, and trying again will work. The
+        # request is first run again a few times (web/core/failover.py).
+        from web.core import failover
+
         log.warning("transaction rolled back by a concurrent change", error=type(exc).__name__,
                     path=request.url.path)
+        failover.mark_rolled_back(request.scope)
         return _answer(request, 409, N_("Someone else was changing this at the same moment. Please try again."),
                        headers={"Retry-After": "1"})
     return handle_internal_error(request, exc)

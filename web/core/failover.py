@@ -1,4 +1,6 @@
-"""Riding out a failover: a request whose database went away is run again, for a bounded time.
+"""Riding out a failover: a request whose database went away is run again, for a bounded time; and a
+request whose transaction PostgreSQL rolled back (a deadlock, a serialization failure) is run again a few
+times before the person is told to try again.
 
 When the primary is killed or shuts down, or a failover turns it into a standby, the request's statements
 fail with a lost connection, ``57P01``/``57P03`` (shutting down, starting up) or ``25006`` (read-only): the
@@ -14,6 +16,12 @@ repeated with its ``Idempotency-Key`` returns the same hold; a confirm with the 
 same booking; a cancel repeated with the version it was made from returns the cancelled booking; a payment
 has its own idempotency key. A response already started (an event stream, a page being sent) is never
 repeated: only answers held back before their first byte are.
+
+A deadlock or serialization failure (40P01, 40001) also means the failed transaction wrote nothing. People
+rarely meet one, but Citus's distributed deadlock detection cancels the younger transaction when a shard
+move's final switch-over and a booking wait on each other (docs/scaling.md): run again a moment later, the
+booking goes through on the moved shard, so the request is repeated up to ROLLED_BACK_ATTEMPTS times before
+the 409 "someone else was changing this" is sent.
 """
 
 from __future__ import annotations
@@ -34,11 +42,21 @@ BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.0)
 MAX_BUFFERED_BODY_BYTES = 1 << 20
 # The scope key under which the error handler marks "the database went away, nothing was answered yet".
 AWAY_MARK = "vetbook.database_away"
+# The scope key under which it marks "this request's transaction was rolled back by a concurrent one".
+ROLLED_BACK_MARK = "vetbook.rolled_back"
+# How many times in all such a request runs before its 409 is answered.
+ROLLED_BACK_ATTEMPTS = 4
 
 
 def mark_database_away(scope: Scope) -> None:
     """Called by the error handler: this request's answer is a database-away 503 that may be retried."""
     scope[AWAY_MARK] = True
+
+
+def mark_rolled_back(scope: Scope) -> None:
+    """Called by the error handler: this request's answer is a 409 for a transaction PostgreSQL rolled back
+    (deadlock, serialization failure); it may be run again."""
+    scope[ROLLED_BACK_MARK] = True
 
 
 async def expire_pooled_connections() -> None:
@@ -75,12 +93,17 @@ class _Attempt:
         self.held_back = False
         self.started = False
         scope.pop(AWAY_MARK, None)
+        scope.pop(ROLLED_BACK_MARK, None)
 
     async def receive(self) -> Message:
         return self._replay.pop(0) if self._replay else await self._receive()
 
+    @property
+    def rolled_back(self) -> bool:
+        return bool(self.scope.get(ROLLED_BACK_MARK))
+
     async def send_unless_away(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and self.scope.get(AWAY_MARK):
+        if message["type"] == "http.response.start" and (self.scope.get(AWAY_MARK) or self.rolled_back):
             self.held_back = True
         if self.held_back:
             return  # the database-away answer, start and body, is dropped: the request runs again
@@ -100,12 +123,14 @@ def retry_when_database_away_middleware(app: ASGIApp) -> ASGIApp:
             return
         body, complete = await _buffered_body(receive)
         deadline = time.monotonic() + get_settings().database_retry_seconds
-        attempt = 0
+        attempt = rolled_back = 0
         while True:
             attempt += 1
             delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1]
-            # The last attempt (its backoff would pass the deadline) answers whatever happens.
-            may_retry = complete and time.monotonic() + delay < deadline
+            # The last attempt (its backoff would pass the deadline, or the rolled-back ones are used up)
+            # answers whatever happens.
+            may_retry = (complete and time.monotonic() + delay < deadline
+                         and rolled_back < ROLLED_BACK_ATTEMPTS - 1)
             run = _Attempt(scope, body, receive, send)
             try:
                 await app(scope, run.receive, run.send_unless_away if may_retry else send)
@@ -121,6 +146,11 @@ def retry_when_database_away_middleware(app: ASGIApp) -> ASGIApp:
                         log.info("request answered after database retries", attempts=attempt,
                                  path=scope.get("path"))
                     return
+                if run.rolled_back:
+                    rolled_back += 1
+                    log.info("transaction rolled back: request retried", attempt=attempt, path=scope.get("path"))
+                    await asyncio.sleep(delay)
+                    continue
                 log.info("database away: request retried", attempt=attempt, path=scope.get("path"))
             await expire_pooled_connections()
             await asyncio.sleep(delay)

@@ -13,8 +13,6 @@ from datetime import date, datetime, time
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from web.accounts import services as accounts
 from web.accounts import validation
 from web.accounts.auth import CurrentUser
@@ -22,8 +20,9 @@ from web.accounts.services import NO_EMAIL_DOMAIN
 from web.booking import services as engine
 from web.booking import state
 from web.booking.codes import normalise_booking_code
+from web.booking.keys import locate_booking
 from web.clinics.services import clinics_for
-from web.core import clock, rate_limit, sql
+from web.core import clock, rate_limit, shard_keys, sql
 from web.core.audit import transaction_as
 from web.core.errors import InvalidInput, NotFound
 from web.core.forms import day_or_none, uuid_or_none
@@ -168,9 +167,12 @@ def shown_email(email: str | None) -> str | None:
 
 async def desk_booking(staff: CurrentUser, booking_id: UUID) -> dict:
     """A booking with its pet, owner, service and visit, if it is at one of ``staff``'s clinics (404 otherwise)."""
-    clinics = await clinics_for(staff)
-    row = await sql.fetchrow(f"{q.DESK_BOOKING} WHERE b.booking_id = $1 AND b.clinic_id = ANY($2::uuid[])",
-                             booking_id, _clinic_ids(clinics))
+    key = await locate_booking(booking_id)
+    row = None
+    if key is not None and staff.works_at(key.clinic_id):
+        row = await sql.fetchrow(
+            f"{q.DESK_BOOKING} WHERE b.clinic_id = $1 AND b.booking_id = $2 AND b.created_at BETWEEN $3 AND $4",
+            key.clinic_id, booking_id, key.created.earliest, key.created.latest)
     if row is None:
         raise NotFound(N_("No such booking."))
     booking = dict(row)
@@ -204,7 +206,8 @@ SEARCH_HOW = N_("Enter the owner's whole phone number (like 0812 3456 7890) or t
 
 async def _record_lookup(staff: CurrentUser, clinic: dict, kind: str, searched: str, owner_ids: list[UUID]) -> None:
     await DeskOwnerLookup.insert(DeskOwnerLookup(
-        staff_user_id=staff.user_id, clinic_id=clinic["clinic_id"], kind=kind, searched=searched, owner_ids=owner_ids,
+        lookup_id=shard_keys.new_id_today(clinic["clinic_id"]), staff_user_id=staff.user_id,
+        clinic_id=clinic["clinic_id"], kind=kind, searched=searched, owner_ids=owner_ids,
     ))
 
 
@@ -228,9 +231,20 @@ class OwnerSearch:
     problem: str | None = None
 
 
-async def _with_pets(rows: list[asyncpg.Record]) -> list[dict]:
+async def _owners_matching(condition: str, key: object, clinic_ids: list[UUID]) -> list[dict]:
+    """The owners ``condition`` finds, each with ``known_here`` (booked at one of ``clinic_ids``), those known
+    first, then by name; at most MAX_OWNER_MATCHES."""
+    owners = [dict(row) for row in await sql.fetch(q.OWNER_MATCHES.format(condition=condition), key)]
+    known = {row["user_id"] for row in await sql.fetch(
+        q.OWNERS_KNOWN_AT, clinic_ids, [owner["user_id"] for owner in owners])} if owners else set()
+    for owner in owners:
+        owner["known_here"] = owner["user_id"] in known
+    owners.sort(key=lambda owner: (not owner["known_here"], owner["name"], owner["user_id"]))
+    return owners[:q.MAX_OWNER_MATCHES]
+
+
+async def _with_pets(owners: list[dict]) -> list[dict]:
     """Each owner with their pets, and only the contact details the desk may see."""
-    owners = [dict(row) for row in rows]
     pets = await sql.fetch(q.PETS_OF, [owner["user_id"] for owner in owners]) if owners else []
     for owner in owners:
         if owner["known_here"]:
@@ -257,7 +271,7 @@ async def find_owners(staff: CurrentUser, clinic: dict, query: str | None) -> Ow
     await rate_limit.hit(f"desk-lookup:user:{staff.user_id}", get_settings().desk_lookup_rate_limit,
                          N_("Too many owner searches in a short time. Wait a few minutes and try again."))
     clinic_ids = _clinic_ids(await clinics_for(staff))
-    rows = await sql.fetch(q.OWNER_MATCHES.format(condition=condition), key, clinic_ids)
+    rows = await _owners_matching(condition, key, clinic_ids)
     await _record_lookup(staff, clinic, kind, text, [row["user_id"] for row in rows])
     return OwnerSearch(owners=await _with_pets(rows))
 
@@ -276,7 +290,7 @@ async def open_owner(staff: CurrentUser, clinic: dict, owner_id: UUID) -> dict:
     may not open (``may_open_owner``), whether or not the id exists."""
     if not await may_open_owner(staff, owner_id):
         raise NotFound(N_("No such owner."))
-    rows = await sql.fetch(q.OWNER_MATCHES.format(condition=q.BY_ID), owner_id, _clinic_ids(await clinics_for(staff)))
+    rows = await _owners_matching(q.BY_ID, owner_id, _clinic_ids(await clinics_for(staff)))
     if not rows:
         raise NotFound(N_("No such owner."))
     await _record_lookup(staff, clinic, "open", str(owner_id), [owner_id])

@@ -1,8 +1,8 @@
 """One LISTEN connection per process, fanned out to the event streams of the pages it serves.
 
-Triggers on slots and bookings (migration 0012) raise ``vetbook_live`` notifications carrying a topic
-(``slots`` or ``bookings``), a clinic and a day; they are delivered only when the changing transaction
-commits. A page subscribes to one clinic day and refetches what it shows when told "this changed": the
+The transactions that change slots or bookings announce ``vetbook_live`` notifications carrying a topic
+(``slots`` or ``bookings``), a clinic and a day (web/core/announcements.py), on the server the app talks to
+(on Citus: the coordinator); they are delivered only when the changing transaction commits. A page subscribes to one clinic day and refetches what it shows when told "this changed": the
 notification carries no private data, and a page can never apply a stale delta.
 
 Notifications are coalesced per subscriber (a burst of 200 holds wakes a page a few times, not 200), and
@@ -24,9 +24,8 @@ import asyncpg
 import structlog
 
 from web.core import metrics
+from web.core.announcements import CHANNEL
 
-CHANNEL = "vetbook_live"
-TOPICS = ("slots", "bookings")
 RECONNECT_DELAYS_SECONDS = (0.2, 0.5, 1, 2, 5)
 PING_TIMEOUT_SECONDS = 5
 

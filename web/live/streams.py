@@ -16,9 +16,10 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from web.accounts.auth import CurrentUser
 from web.clinics.services import get_clinic
+from web.core.announcements import TOPICS
 from web.core.errors import DomainError, InvalidInput, NotFound
 from web.core.messages import N_
-from web.live.broker import TOPICS, get_broker
+from web.live.broker import get_broker
 
 KEEP_ALIVE_SECONDS = 15.0
 LISTEN_WAIT_SECONDS = 5.0

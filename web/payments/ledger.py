@@ -18,23 +18,23 @@ def _json(value: dict) -> str:
     return json.dumps(value, default=str)
 
 
-async def record_refund(payment_id: UUID, amount: Decimal, metadata: dict) -> None:
+async def record_refund(clinic_id: UUID, payment_id: UUID, amount: Decimal, metadata: dict) -> None:
     """Add ``amount`` returned to the owner to the settled payment's refunds ('refunded' once all of it
     came back, else 'partially_refunded'); ``metadata`` says why."""
-    await sql.execute(q.RECORD_REFUND_ON_PAYMENT, payment_id, amount, _json(metadata))
+    await sql.execute(q.RECORD_REFUND_ON_PAYMENT, clinic_id, payment_id, amount, _json(metadata))
 
 
-async def end_waiting_payments_of_chain(booking_id: UUID) -> None:
+async def end_waiting_payments_of_chain(clinic_id: UUID, booking_id: UUID) -> None:
     """Attempts still waiting for the money of ``booking_id`` or of the bookings it was rescheduled from
     expire: the amount due changed, or the booking is cancelled."""
-    await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, booking_id)
+    await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, clinic_id, booking_id)
 
 
-async def end_waiting_payments(booking_id: UUID) -> None:
+async def end_waiting_payments(clinic_id: UUID, booking_id: UUID) -> None:
     """Attempts still waiting for the money of ``booking_id`` expire (its payment deadline passed)."""
-    await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_BOOKING, booking_id)
+    await sql.execute(q.EXPIRE_PENDING_PAYMENTS_OF_BOOKING, clinic_id, booking_id)
 
 
-async def add_note(payment_id: UUID, note: dict) -> None:
+async def add_note(clinic_id: UUID, payment_id: UUID, note: dict) -> None:
     """Merge ``note`` into the payment's metadata (e.g. which booking a payment was carried to)."""
-    await sql.execute(q.ADD_NOTE, payment_id, _json(note))
+    await sql.execute(q.ADD_NOTE, clinic_id, payment_id, _json(note))

@@ -27,8 +27,9 @@ import structlog
 from web.accounts.auth import ROLE_OWNER, CurrentUser
 from web.booking import services as engine
 from web.booking import state
+from web.booking.keys import locate_booking
 from web.clinics.tables import Service
-from web.core import sql
+from web.core import shard_keys, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from web.core.forms import finite_decimal_or_none
@@ -53,6 +54,15 @@ def _json(value: dict) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def locate_payment(payment_id: UUID) -> UUID | None:
+    """The clinic of a payment: named by its id (web/core/shard_keys.py), or found by a search by id for an
+    id of the old form. None when there is no such payment."""
+    clinic_id = await shard_keys.clinic_of(payment_id)
+    if clinic_id is None:
+        clinic_id = await sql.fetchval(q.PAYMENT_CLINIC_BY_ID, payment_id)
+    return clinic_id
 
 
 def _public(row: asyncpg.Record | dict) -> dict:
@@ -109,7 +119,11 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
     except NotFound:
         raise InvalidInput({"provider": N_("Choose one of: ") + ", ".join(providers.enabled_providers()) + "."},
                            detail="This payment method is not available.") from None
-    existing = await sql.fetchrow(q.PAYMENT_BY_KEY, idempotency_key)
+    key = await locate_booking(booking_id)
+    if key is None:
+        raise NotFound(N_("No such booking."))
+    clinic_id = key.clinic_id
+    existing = await sql.fetchrow(q.PAYMENT_BY_KEY, clinic_id, idempotency_key)
     if existing is not None:
         return _replay(existing, actor, booking_id, provider_name), False
 
@@ -126,14 +140,15 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
             due = booking["start_time"]
             await engine.set_payment_due(booking, due)
         payment = await sql.fetchrow(
-            q.INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
-            provider.payment_method, provider.name, due, idempotency_key,
+            q.INSERT_PAYMENT, clinic_id, shard_keys.new_id_today(clinic_id), booking_id, booking["created_at"],
+            booking["final_amount"], booking["currency"], provider.payment_method, provider.name, due,
+            idempotency_key,
         )
         service = await Service.select(Service.name).where(Service.service_id == booking["service_id"]).first()
         service_name = service["name"]
     if payment is None:
         # The same key was committed by a concurrent request meanwhile.
-        existing = await sql.fetchrow(q.PAYMENT_BY_KEY, idempotency_key)
+        existing = await sql.fetchrow(q.PAYMENT_BY_KEY, clinic_id, idempotency_key)
         return _replay(existing, actor, booking_id, provider_name), False
 
     # Outside any transaction from here on: the gateway may take seconds.
@@ -144,12 +159,12 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
             customer_name=actor.name, customer_email=actor.email,
         ))
     except GatewayUnavailable as exc:
-        await sql.execute(q.FAIL_PAYMENT, payment["payment_id"], "failed",
+        await sql.execute(q.FAIL_PAYMENT, clinic_id, payment["payment_id"], "failed",
                           _json({"gateway_error": exc.detail, "failed_at": _now().isoformat()}))
         raise
     if started.provider_payment_id is None and started.payment_url is None:
         return _public(payment), True
-    stored = await sql.fetchrow(q.STORE_STARTED, payment["payment_id"], started.provider_payment_id,
+    stored = await sql.fetchrow(q.STORE_STARTED, clinic_id, payment["payment_id"], started.provider_payment_id,
                                 started.payment_url, started.expires_at)
     return _public(stored), True
 
@@ -189,8 +204,12 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
         payment_id = UUID(payload["order_id"])
     except ValueError:
         raise NotFound(N_("No such payment.")) from None
-    payment = await PaymentRecord.select(PaymentRecord.payment_id, PaymentRecord.amount, PaymentRecord.status).where(
-        (PaymentRecord.payment_id == payment_id) & (PaymentRecord.payment_provider == provider.name)).first()
+    clinic_id = await locate_payment(payment_id)
+    payment = None
+    if clinic_id is not None:
+        payment = await PaymentRecord.select(PaymentRecord.payment_id, PaymentRecord.amount, PaymentRecord.status).where(
+            (PaymentRecord.clinic_id == clinic_id) & (PaymentRecord.payment_id == payment_id)
+            & (PaymentRecord.payment_provider == provider.name)).first()
     if payment is None:
         raise NotFound(N_("No such payment."))
     outcome = provider.outcome(payload)
@@ -204,14 +223,16 @@ async def handle_notification(provider_name: str, payload: dict[str, Any]) -> di
             log.error("payment notification amount mismatch", payment_id=str(payment_id), expected=str(payment["amount"]),
                       notified=str(paid))
             raise Conflict(N_("The notified amount does not match the payment."))
-        changed = await _complete(payment_id, None, details, _reported_method(provider.name, payload))
+        changed = await _complete(clinic_id, payment_id, None, details, _reported_method(provider.name, payload))
     elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
-        changed = await sql.fetchrow(q.FAIL_PAYMENT, payment_id, outcome.value, _json({"gateway": details})) is not None
-    status = (await PaymentRecord.select(PaymentRecord.status).where(PaymentRecord.payment_id == payment_id).first())["status"]
+        changed = await sql.fetchrow(q.FAIL_PAYMENT, clinic_id, payment_id, outcome.value,
+                                     _json({"gateway": details})) is not None
+    status = (await PaymentRecord.select(PaymentRecord.status).where(
+        (PaymentRecord.clinic_id == clinic_id) & (PaymentRecord.payment_id == payment_id)).first())["status"]
     return {"payment_id": payment_id, "status": status, "changed": changed}
 
 
-async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, method: str | None,
+async def _complete(clinic_id: UUID, payment_id: UUID, actor_id: UUID | None, details: dict, method: str | None,
                     at_desk: bool = False) -> bool:
     """Record that the money of ``payment_id`` was taken, and what that does to its booking. Returns
     whether anything changed (False for a payment already settled: a replay).
@@ -227,13 +248,14 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
 
     At the clinic's desk (``at_desk``) money is not taken for a booking that cannot be confirmed: 409."""
     payment = await PaymentRecord.select(PaymentRecord.booking_id, PaymentRecord.amount, PaymentRecord.payment_provider
-                                         ).where(PaymentRecord.payment_id == payment_id).first()
+                                         ).where((PaymentRecord.clinic_id == clinic_id)
+                                                 & (PaymentRecord.payment_id == payment_id)).first()
     history = {"payment_id": str(payment_id), "provider": payment["payment_provider"], "amount": str(payment["amount"])}
     if details.get("transaction_id"):
         history["transaction_id"] = details["transaction_id"]
     async with transaction_as(actor_id, reason="payment_received", metadata=history):
         booking = await engine.booking_now_holding_the_place(payment["booking_id"])
-        locked = await sql.fetchrow(q.LOCK_PAYMENT, payment_id)
+        locked = await sql.fetchrow(q.LOCK_PAYMENT, clinic_id, payment_id)
         if locked["status"] in SETTLED:
             return False
         if booking["status"] == state.PENDING_PAYMENT and locked["amount"] != booking["final_amount"]:
@@ -246,12 +268,12 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
                       "amount_due": str(booking["final_amount"]),
                       "note": "The booking's price changed after this payment started; the money is returned "
                               "in full and the booking still waits for the amount due."}
-            await sql.fetchrow(q.REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            await sql.fetchrow(q.REFUND_LATE_PAYMENT, clinic_id, payment_id, _json(refund), method)
             log.warning("payment for an amount no longer due refunded", payment_id=str(payment_id),
                         booking_id=str(booking["booking_id"]))
             return True
         if booking["status"] == state.PENDING_PAYMENT:
-            await sql.fetchrow(q.COMPLETE_PAYMENT, payment_id, _json({"gateway": details}), method)
+            await sql.fetchrow(q.COMPLETE_PAYMENT, clinic_id, payment_id, _json({"gateway": details}), method)
             await engine.confirm_paid(booking, payment_id)
             return True
         if at_desk:
@@ -262,14 +284,14 @@ async def _complete(payment_id: UUID, actor_id: UUID | None, details: dict, meth
                       "cancellation_reason": booking["cancellation_reason"], "refund_percentage": 100,
                       "note": "The money arrived after the booking was cancelled; it is returned in full and "
                               "the booking stays cancelled."}
-            await sql.fetchrow(q.REFUND_LATE_PAYMENT, payment_id, _json(refund), method)
+            await sql.fetchrow(q.REFUND_LATE_PAYMENT, clinic_id, payment_id, _json(refund), method)
             await engine.record_late_refund(booking, payment_id)
             log.warning("late payment refunded", payment_id=str(payment_id), booking_id=str(booking["booking_id"]))
             return True
         note = {"gateway": details, "unrecorded_settlement": True, "refund_due": str(locked["amount"]),
                 "note": f"The gateway took this money but the booking is {booking['status']} and already "
                         f"paid by payment {booking['payment_id']}: refund it by hand."}
-        if await sql.fetchrow(q.NOTE_UNRECORDED_SETTLEMENT, payment_id, _json(note)) is None:
+        if await sql.fetchrow(q.NOTE_UNRECORDED_SETTLEMENT, clinic_id, payment_id, _json(note)) is None:
             return False
         log.error("payment settled for a booking paid otherwise", payment_id=str(payment_id),
                   booking_id=str(booking["booking_id"]), paid_by=str(booking["payment_id"]))
@@ -283,7 +305,8 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
     """A receptionist (or manager) of the booking's clinic took the money at the desk: the same effect as
     a completed notification, attributed to them. 404 for anyone else; 409 for a payment that is not a
     desk payment, or whose booking can no longer be confirmed. Marking it paid twice changes nothing."""
-    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id)
+    clinic_id = await locate_payment(payment_id)
+    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, clinic_id, payment_id) if clinic_id else None
     if payment is None or not actor.is_staff or not actor.works_at(payment["clinic_id"]):
         raise NotFound(N_("No such payment."))
     if payment["payment_provider"] != providers.CLINIC:
@@ -291,8 +314,9 @@ async def mark_paid(actor: CurrentUser, payment_id: UUID) -> dict:
     if payment["status"] not in SETTLED:
         if payment["status"] != "pending":
             raise Conflict(PAYMENT_IS_SETTLED.get(payment["status"], N_("This payment is no longer pending.")))
-        await _complete(payment_id, actor.user_id, {"received_by": str(actor.user_id)}, None, at_desk=True)
-    return _public(await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id))
+        await _complete(clinic_id, payment_id, actor.user_id, {"received_by": str(actor.user_id)}, None,
+                        at_desk=True)
+    return _public(await sql.fetchrow(q.PAYMENT_WITH_BOOKING, clinic_id, payment_id))
 
 
 # ------------------------------------------------------------------ reads
@@ -321,7 +345,8 @@ def payment_state(booking: dict) -> str:
 
 async def payment_for_owner(actor: CurrentUser, payment_id: UUID) -> dict:
     """A payment with its booking, clinic and visit time, if ``actor`` owns the booking (404 otherwise)."""
-    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, payment_id)
+    clinic_id = await locate_payment(payment_id)
+    payment = await sql.fetchrow(q.PAYMENT_WITH_BOOKING, clinic_id, payment_id) if clinic_id else None
     if payment is None or actor.role != ROLE_OWNER or payment["user_id"] != actor.user_id:
         raise NotFound(N_("No such payment."))
     return dict(payment)
@@ -341,18 +366,15 @@ async def start_desk_payment(actor: CurrentUser, booking_id: UUID) -> dict:
             raise NotFound(N_("No such booking."))
         if booking["status"] != state.PENDING_PAYMENT:
             raise Conflict(_why_not_payable(booking))
-        pending = await sql.fetchrow(
-            f"SELECT {q.PAYMENT_COLUMNS} FROM payment_records p "
-            "WHERE p.booking_id = $1 AND p.payment_provider = $2 AND p.status = 'pending' "
-            "ORDER BY p.created_at DESC LIMIT 1",
-            booking_id, provider.name,
-        )
+        clinic_id = booking["clinic_id"]
+        pending = await sql.fetchrow(q.PENDING_DESK_PAYMENT, clinic_id, booking_id, provider.name)
         if pending is not None:
             return _public(pending)
         # The desk's own key: one attempt per click, never shared with an owner's keys.
         payment = await sql.fetchrow(
-            q.INSERT_PAYMENT, booking_id, booking["created_at"], booking["final_amount"], booking["currency"],
-            provider.payment_method, provider.name, booking["start_time"], f"desk-{uuid4()}",
+            q.INSERT_PAYMENT, clinic_id, shard_keys.new_id_today(clinic_id), booking_id, booking["created_at"],
+            booking["final_amount"], booking["currency"], provider.payment_method, provider.name,
+            booking["start_time"], f"desk-{uuid4()}",
         )
     return _public(payment)
 

@@ -1,14 +1,16 @@
-"""Piccolo mapping of payment_records (DDL: piccolo_migrations/0002, 0006)."""
+"""Piccolo mapping of payment_records (DDL: piccolo_migrations/0002, 0006, 0021: the key is (clinic_id, payment_id))."""
 
 from piccolo.columns import JSONB, UUID, ForeignKey, Numeric, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from web.booking.tables import Booking
+from web.clinics.tables import Clinic
 
 
 class PaymentRecord(Table, tablename="payment_records"):
     payment_id = UUID(primary_key=True)
+    clinic_id = ForeignKey(references=Clinic, null=False)
     booking_id = ForeignKey(references=Booking, null=False)
     booking_created_at = Timestamptz()
     amount = Numeric(digits=(12, 2))
@@ -26,4 +28,5 @@ class PaymentRecord(Table, tablename="payment_records"):
     metadata = JSONB(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
-    idempotency_key = Varchar(length=64, null=True, default=None, unique=True)
+    # Unique per clinic (payment_records_idempotency_key_key).
+    idempotency_key = Varchar(length=64, null=True, default=None)

@@ -33,6 +33,7 @@ from web.booking import services as booking_services
 from web.booking.codes import display_booking_code
 from web.clinics import services as clinics
 from web.core import clock, sql
+from web.core.announcements import announce
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, InvalidInput, NotFound
 from web.core.messages import N_, Message
@@ -109,6 +110,13 @@ async def _locked_selection(clinic_id: UUID, slot_ids: list[UUID] | None, first_
     return upcoming, len(rows) - len(upcoming)
 
 
+def _announce_days(clinic_id: UUID, slots: list[asyncpg.Record], changed: list[asyncpg.Record]) -> None:
+    """The days of the slots that changed, announced to the open pages (web/core/announcements.py)."""
+    changed_ids = {row["slot_id"] for row in changed}
+    for day in {row["date"] for row in slots if row["slot_id"] in changed_ids}:
+        announce("slots", clinic_id, day)
+
+
 def _active_booking(row: asyncpg.Record) -> ActiveBooking:
     return ActiveBooking(**{name: row[name] for name in ActiveBooking.__dataclass_fields__})
 
@@ -134,9 +142,9 @@ async def block_slots(actor: CurrentUser, clinic_id: UUID, *, slot_ids: list[UUI
             slots, started = await _locked_selection(clinic_id, slot_ids, first_day, last_day, staff_id, service_id)
             ids = [row["slot_id"] for row in slots]
             dates = sorted({row["date"] for row in slots})
-            bookings = [_active_booking(row) for row in await booking_queries.active_bookings_in_slots(ids, dates)
-                        ] if ids else []
-            holds = await booking_queries.live_holds_in_slots(ids, dates) if ids else []
+            bookings = [_active_booking(row) for row in
+                        await booking_queries.active_bookings_in_slots(clinic_id, ids, dates)] if ids else []
+            holds = await booking_queries.live_holds_in_slots(clinic_id, ids, dates) if ids else []
             in_progress = [booking for booking in bookings if booking.status == "in_progress"]
             if (bookings or holds) and (not cancel_active or in_progress):
                 raise _bookings_error(bookings, len(holds), zone, cancellable=not in_progress)
@@ -144,20 +152,22 @@ async def block_slots(actor: CurrentUser, clinic_id: UUID, *, slot_ids: list[UUI
             if holds:
                 # The engine cancels them NOWAIT (a hold being confirmed right now would deadlock with us):
                 # someone confirming one at this moment gets their booking, and we say "try again".
-                freed = await booking_services.cancel_holds_on_blocked_slots([row["reservation_id"] for row in holds])
-                await places.give_back_many(freed)
+                freed = await booking_services.cancel_holds_on_blocked_slots(
+                    clinic_id, [row["reservation_id"] for row in holds])
+                await places.give_back_many(clinic_id, freed)
                 result.released_holds = len(holds)
             if bookings:
                 # The same NOWAIT reason: someone changing one of these bookings now (it locks the booking,
                 # then the slot we hold) would deadlock with us.
-                await booking_services.lock_bookings_nowait([booking.booking_id for booking in bookings])
+                await booking_services.lock_bookings_nowait(clinic_id, [booking.booking_id for booking in bookings])
             for booking in bookings:
                 # The engine's own cancel (nested in this transaction): refund by CLINIC_POLICY, payment
                 # record updated, history written, place returned (the slot is not blocked yet).
                 await booking_services.cancel(actor, booking.booking_id, "clinic_request", booking.version,
                                               notes=f"Slot blocked ({reason}).")
                 result.cancelled_bookings.append(booking.booking_id)
-            changed = await sql.fetch(q.BLOCK, ids, dates, BLOCK_REASONS[reason]) if ids else []
+            changed = await sql.fetch(q.BLOCK, clinic_id, ids, dates, BLOCK_REASONS[reason]) if ids else []
+            _announce_days(clinic_id, slots, changed)
     except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError) as exc:
         raise Conflict(N_("These slots were being changed at the same moment. Please try again.")) from exc
     result.changed = len(changed)
@@ -203,7 +213,8 @@ async def unblock_slots(actor: CurrentUser, clinic_id: UUID, *, slot_ids: list[U
             slots, started = await _locked_selection(clinic_id, slot_ids, first_day, last_day, staff_id, service_id)
             ids = [row["slot_id"] for row in slots]
             dates = sorted({row["date"] for row in slots})
-            changed = await sql.fetch(q.UNBLOCK, ids, dates) if ids else []
+            changed = await sql.fetch(q.UNBLOCK, clinic_id, ids, dates) if ids else []
+            _announce_days(clinic_id, slots, changed)
     except asyncpg.DeadlockDetectedError as exc:
         raise Conflict(N_("These slots were being changed at the same moment. Please try again.")) from exc
     return BlockResult(len(changed), len(slots) - len(changed), started)

@@ -32,7 +32,8 @@ import asyncpg
 from web.accounts.auth import CurrentUser
 from web.clinics import services as clinics
 from web.clinics.tables import Service, Staff
-from web.core import clock, sql
+from web.core import clock, shard_keys, sql
+from web.core.announcements import announce
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput
 from web.core.formatting import zone_abbreviation
@@ -252,14 +253,17 @@ async def generate_slots(actor: CurrentUser, clinic_id: UUID, template: SlotTemp
     try:
         async with transaction_as(actor.user_id, reason="generate_slots"):
             if template.staff_id is not None:
-                clashes = await sql.fetch(q.STAFF_CLASHES, days, starts, ends, template.staff_id, clinic_id,
-                                          template.service_id)
+                clashes = await sql.fetch(q.STAFF_CLASHES, clinic_id, template.staff_id, template.service_id,
+                                          days, starts, ends)
                 if clashes:
                     raise _overlap_error([dict(row) for row in clashes], zone)
             rows = await sql.fetch(
                 q.INSERT_GENERATED, clinic_id, template.service_id, template.staff_id, template.capacity,
-                template.price, actor.user_id, days, starts, ends,
+                template.price, actor.user_id, [shard_keys.new_id(clinic_id, day) for day in days], days, starts,
+                ends,
             )
+            for day in {row["date"] for row in rows}:
+                announce("slots", clinic_id, day)
     except asyncpg.ExclusionViolationError as exc:
         # Another generation for this staff member committed between our check and our insert.
         raise StaffOverlap(N_("This staff member just got slots at overlapping times from someone else. "
@@ -341,10 +345,11 @@ async def create_slot(actor: CurrentUser, clinic_id: UUID, service_id: UUID, sta
     try:
         async with transaction_as(actor.user_id, reason="create_slot"):
             rows = await Slot.insert(Slot(
-                clinic_id=clinic_id, service_id=service_id, staff_id=staff_id, date=local_day, start_time=start_time,
+                slot_id=shard_keys.new_id(clinic_id, local_day), clinic_id=clinic_id, service_id=service_id, staff_id=staff_id, date=local_day, start_time=start_time,
                 end_time=end_time, capacity=capacity, remaining=capacity, price=price, created_by=actor.user_id,
             )).returning(Slot.slot_id, Slot.clinic_id, Slot.service_id, Slot.staff_id, Slot.date, Slot.start_time,
                          Slot.end_time, Slot.status, Slot.capacity, Slot.remaining, Slot.price)
+            announce("slots", clinic_id, local_day)
     except asyncpg.ExclusionViolationError as exc:
         raise Conflict(N_("This staff member already has a slot at an overlapping time.")) from exc
     except asyncpg.UniqueViolationError as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
 
 from web.accounts.auth import CurrentUser
 from web.clinics import services as clinics
-from web.core import sql
+from web.core import shard_keys, sql
 from web.slots import statements as q
 from web.slots.tables import Slot
 
@@ -57,9 +58,37 @@ async def bookable_places_per_day(clinic_id: UUID, service_id: UUID, first_day: 
 
 async def nearest_free_slots(slot_id: UUID, limit: int = 5) -> list[dict]:
     """Bookable slots of the same clinic and service as ``slot_id``, nearest in time first (one query)."""
-    return [dict(row) for row in await sql.fetch_read(q.NEAREST_FREE_SLOTS, slot_id, limit)]
+    key = await locate_slot(slot_id)
+    if key is None:
+        return []
+    rows = await sql.fetch_read(q.NEAREST_FREE_SLOTS, key.clinic_id, key.slot_id, key.day, limit)
+    return [dict(row) for row in rows]
 
 
 async def slot_place(slot_id: UUID) -> dict | None:
     """Where and when a slot is (clinic, service, clinic-local day), or None for an unknown slot."""
-    return await Slot.select(Slot.clinic_id, Slot.service_id, Slot.date).where(Slot.slot_id == slot_id).first()
+    key = await locate_slot(slot_id)
+    if key is None:
+        return None
+    return await Slot.select(Slot.clinic_id, Slot.service_id, Slot.date).where(
+        (Slot.clinic_id == key.clinic_id) & (Slot.slot_id == slot_id) & (Slot.date == key.day)).first()
+
+
+@dataclass(frozen=True)
+class SlotKey:
+    """A slot's whole key: its clinic (the shard) and day (the partition) with its id."""
+
+    clinic_id: UUID
+    slot_id: UUID
+    day: date
+
+
+async def locate_slot(slot_id: UUID) -> SlotKey | None:
+    """The slot's key, from its id (web/core/shard_keys.py), or by a search by id for an id of the old form.
+    A key read from an id says where the slot would be, not that it exists: the statements that use it
+    find no row then. None when a search finds nothing."""
+    clinic_id = await shard_keys.clinic_of(slot_id)
+    if clinic_id is not None:
+        return SlotKey(clinic_id, slot_id, shard_keys.day_of(slot_id))
+    row = await sql.fetchrow(q.SLOT_KEY_BY_ID, slot_id)
+    return SlotKey(row["clinic_id"], slot_id, row["date"]) if row else None
