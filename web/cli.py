@@ -1,4 +1,4 @@
-"""The ``vetbook`` command: serve, migrate, demo data and the embedded database."""
+"""The ``vetbook`` command: serve, migrate, demo data, the embedded database and Citus operations."""
 
 from __future__ import annotations
 
@@ -183,7 +183,8 @@ def user_create(email: str, password: str, role: str, clinic_id: str | None, nam
 
 @main.group()
 def db() -> None:
-    """The embedded PostgreSQL (when DATABASE_URL is not set)."""
+    """The embedded PostgreSQL (when DATABASE_URL is not set), and the local Citus cluster (start --citus;
+    status and stop cover it whenever it exists, also with DATABASE_URL set)."""
 
 
 def _embedded_or_exit():
@@ -204,6 +205,19 @@ def _replicas_of(primary) -> list:
     return [LocalPostgres(path, bin_dir=primary.bin_dir, standby_of=primary) for path in found]
 
 
+def _citus_cluster(workers: int = 2):
+    """The local Citus cluster of ``vetbook db start --citus``: <VETBOOK_DATA_DIR>/citus, beside (and apart
+    from) the embedded server."""
+    from web.ops.citus_cluster import LocalCitusCluster
+
+    return LocalCitusCluster(get_settings().data_dir / "citus", workers=workers)
+
+
+def _citus_cluster_if_made():
+    """That cluster when its folder exists (``db status`` and ``db stop`` cover it then), else None."""
+    return _citus_cluster() if (get_settings().data_dir / "citus").is_dir() else None
+
+
 @db.command("start")
 @click.option("--replicas", type=click.IntRange(0, 5), default=0, show_default=True,
               help="Also start this many local hot standbys of it (streaming replication), for trying reads "
@@ -211,11 +225,35 @@ def _replicas_of(primary) -> list:
 @click.option("--synchronous/--asynchronous", default=False, show_default=True,
               help="With replicas: commits wait until a standby has the WAL on disk (no acknowledged booking "
                    "is lost with the primary; each commit waits for that round trip).")
-def db_start(replicas: int, synchronous: bool) -> None:
+@click.option("--citus", is_flag=True,
+              help="Instead, start a local Citus cluster (a coordinator and --workers workers on Debian's "
+                   "PostgreSQL 15) under VETBOOK_DATA_DIR/citus, and print the coordinator's URL.")
+@click.option("--workers", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="With --citus: how many workers.")
+def db_start(replicas: int, synchronous: bool, citus: bool, workers: int) -> None:
     """Start the embedded database (initialising it on first use) and print its URL; with --replicas,
-    one line per standby after it."""
-    from web.core.embedded_postgres import LocalPostgres
+    one line per standby after it. With --citus, the local Citus cluster instead: the coordinator's URL,
+    then one line per worker."""
+    from web.core.embedded_postgres import EmbeddedPostgresError, LocalPostgres
 
+    if citus:
+        from web.ops.citus_cluster import citus_available
+
+        if replicas:
+            click.echo("--replicas is for the embedded server, not with --citus.", err=True)
+            sys.exit(2)
+        cluster = _citus_cluster(workers)
+        if reason := citus_available(cluster.bin_dir):
+            click.echo(f"Citus is not available: {reason}", err=True)
+            sys.exit(1)
+        try:
+            click.echo(cluster.start())
+        except EmbeddedPostgresError as error:
+            click.echo(f"the Citus cluster did not start: {error}", err=True)
+            sys.exit(1)
+        for number, url in enumerate(cluster.worker_urls(), start=1):
+            click.echo(f"worker {number}: {url}")
+        return
     primary = _embedded_or_exit()
     click.echo(primary.start())
     for number in range(1, replicas + 1):
@@ -229,12 +267,16 @@ def db_start(replicas: int, synchronous: bool) -> None:
 
 @db.command("stop")
 def db_stop() -> None:
-    """Stop the embedded database and its local standbys."""
-    primary = _embedded_or_exit()
-    for standby in _replicas_of(primary):
-        standby.stop()
-    was_running = primary.stop()
-    click.echo("stopped" if was_running else "not running")
+    """Stop the embedded database and its local standbys, and the local Citus cluster if there is one."""
+    cluster = _citus_cluster_if_made()
+    if cluster is None or not get_settings().database_url:
+        primary = _embedded_or_exit()
+        for standby in _replicas_of(primary):
+            standby.stop()
+        was_running = primary.stop()
+        click.echo("stopped" if was_running else "not running")
+    if cluster is not None:
+        click.echo("citus: stopped" if cluster.stop() else "citus: not running")
 
 
 @db.command("url")
@@ -247,11 +289,96 @@ def db_url() -> None:
 
 @db.command("status")
 def db_status() -> None:
-    """Say whether the embedded database (and each local standby) is running."""
-    server = _embedded_or_exit()
-    click.echo(f"running: {server.url()}" if server.is_running() else "stopped")
-    for number, standby in enumerate(_replicas_of(server), start=1):
-        click.echo(f"replica {number}: " + (f"running: {standby.url()}" if standby.is_running() else "stopped"))
+    """Say whether the embedded database (and each local standby) is running, and each node of the local
+    Citus cluster if there is one."""
+    cluster = _citus_cluster_if_made()
+    if cluster is None or not get_settings().database_url:
+        server = _embedded_or_exit()
+        click.echo(f"running: {server.url()}" if server.is_running() else "stopped")
+        for number, standby in enumerate(_replicas_of(server), start=1):
+            click.echo(f"replica {number}: " + (f"running: {standby.url()}" if standby.is_running() else "stopped"))
+    if cluster is not None:
+        names = ["citus coordinator"] + [f"citus worker {n}" for n in range(1, len(cluster.worker_nodes) + 1)]
+        for name, node in zip(names, cluster.nodes, strict=True):
+            click.echo(f"{name}: " + (f"running: {node.url()}" if node.is_running() else "stopped"))
+
+
+@main.group()
+def citus() -> None:
+    """Citus (distributed PostgreSQL, sharded by clinic; web/ops/citus_layout.py): run on the coordinator at
+    DATABASE_URL ('vetbook db start --citus' prints a local one)."""
+
+
+def _run_on_coordinator(operation: Callable[..., Awaitable[object]]) -> object:
+    """Run ``operation(connection)`` on one connection to DATABASE_URL (the coordinator); a CitusError (bad
+    input, not a coordinator) ends the command with its message."""
+    import asyncpg
+
+    from web.core.database import resolve_database_url
+    from web.ops.citus import CitusError
+
+    async def run() -> object:
+        connection = await asyncpg.connect(resolve_database_url())
+        try:
+            return await operation(connection)
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(run())
+    except CitusError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+def _clinic_id_or_exit(text: str):
+    from uuid import UUID
+
+    try:
+        return UUID(text)
+    except ValueError:
+        click.echo(f"not a clinic id (a UUID): {text}", err=True)
+        sys.exit(2)
+
+
+@citus.command("distribute")
+def citus_distribute() -> None:
+    """Make the migrated database distributed as web/ops/citus_layout.py says (idempotent: a second run
+    changes nothing), after checking its rules; print what was done as JSON."""
+    from web.ops.citus import distribute
+
+    shard_count = get_settings().citus_shard_count
+    report = _run_on_coordinator(lambda connection: distribute(connection, shard_count))
+    click.echo(json.dumps(report))
+
+
+@citus.command("placement")
+@click.argument("clinic_id")
+def citus_placement(clinic_id: str) -> None:
+    """Print where a clinic's rows are (shard group, node, size, whether it has its own shard) as JSON."""
+    from web.ops.citus import clinic_placement
+
+    clinic = _clinic_id_or_exit(clinic_id)
+    click.echo(json.dumps(_run_on_coordinator(lambda connection: clinic_placement(connection, clinic))))
+
+
+@citus.command("move-clinic")
+@click.argument("clinic_id")
+@click.option("--to", "to_node", default=None, metavar="HOST:PORT",
+              help="The worker to move it to (default: the worker with the fewest shards, not its own).")
+@click.option("--no-isolate", is_flag=True,
+              help="Move the clinic's shard group as it is, with the other clinics that share it.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+def citus_move_clinic(clinic_id: str, to_node: str | None, no_isolate: bool, dry_run: bool) -> None:
+    """Give a clinic a shard of its own and move it to another worker, online (writes go on); print the plan,
+    timings and the placement before and after as JSON."""
+    from web.ops.citus import move_clinic
+
+    clinic = _clinic_id_or_exit(clinic_id)
+    report = _run_on_coordinator(
+        lambda connection: move_clinic(connection, clinic, to_node=to_node, isolate=not no_isolate,
+                                       dry_run=dry_run))
+    click.echo(json.dumps(report))
 
 
 @main.group(invoke_without_command=True)

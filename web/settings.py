@@ -23,6 +23,13 @@ def _int_env(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _int_env_between(name: str, default: int, low: int, high: int) -> int:
+    value = _int_env(name, default)
+    if not low <= value <= high:
+        raise SystemExit(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 def _bool_env(name: str) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -103,6 +110,10 @@ class Settings:
     midtrans_snap_url: str
     # How long a call to a payment gateway may take before it counts as failed.
     payment_gateway_timeout_seconds: int
+    # Shards of the distributed tables' co-location group when ``vetbook citus distribute`` creates it
+    # (web/ops/citus.py): more shards than worker cores, so that workers can be added and shards moved to
+    # them later. Changing it later does not reshard tables already distributed.
+    citus_shard_count: int
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -161,6 +172,7 @@ def get_settings() -> Settings:
         midtrans_is_production=_bool_env("VETBOOK_MIDTRANS_PRODUCTION"),
         midtrans_snap_url=os.environ.get("VETBOOK_MIDTRANS_SNAP_URL", "").strip().rstrip("/"),
         payment_gateway_timeout_seconds=_int_env("VETBOOK_PAYMENT_GATEWAY_TIMEOUT", 15),
+        citus_shard_count=_int_env_between("VETBOOK_CITUS_SHARD_COUNT", 32, 1, 1024),
     )
 
 
