@@ -88,4 +88,5 @@ bench: venv
 	$(BIN)/python bench/booking_throughput.py
 	$(BIN)/python bench/read_paths.py
 	$(BIN)/python bench/partition_overhead.py
+	$(BIN)/python bench/citus_booking.py
 	$(BIN)/python bench/restore_drill.py
