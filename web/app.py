@@ -49,8 +49,11 @@ from web.core.security import csrf_config, security_headers_middleware
 from web.desk.pages import DeskPagesController
 from web.live.broker import close_broker
 from web.live.streams import LiveController
+from web.payments import reconciliation, refunds
 from web.payments.api import PaymentApiController
 from web.payments.pages import SandboxPagesController
+from web.payments.reconciliation_pages import ReconciliationPagesController
+from web.payments.refund_pages import RefundPagesController
 from web.settings import PROJECT_ROOT, get_settings
 from web.slots.api import SlotApiController
 from web.slots.pages import SlotAdminPagesController
@@ -60,6 +63,12 @@ RATE_LIMIT_CLEANUP_LOCK = 0x7E7B00C2
 HOLD_EXPIRY_LOCK = 0x7E7B00C3
 UNPAID_EXPIRY_LOCK = 0x7E7B00C4
 ANALYTICS_REFRESH_LOCK = 0x7E7B00C5
+# The reconciliation jobs call gateways: they run under leases (holds_transaction=False); their keys only keep
+# every job's key distinct.
+PENDING_PAYMENTS_LOCK = 0x7E7B00D1
+GATEWAY_DAY_LOCK = 0x7E7B00D2
+# Unused while the job holds no transaction (it runs under a lease, web/core/jobs.py); kept unique all the same.
+REFUND_SENDING_LOCK = 0x7E7B00C6
 MAX_REQUEST_BODY_BYTES = 1_000_000
 
 
@@ -85,6 +94,16 @@ def background_jobs() -> list[Job]:
             lock_key=UNPAID_EXPIRY_LOCK),
         Job("refresh_booking_analytics", every_seconds=3600, run=refresh_booking_analytics,
             lock_key=ANALYTICS_REFRESH_LOCK),
+        Job("ask_about_pending_payments", every_seconds=60, run=reconciliation.ask_about_pending_payments,
+            lock_key=PENDING_PAYMENTS_LOCK, holds_transaction=False, lease_seconds=120),
+        # Hourly: each clinic's day ends at its own midnight (WIB, WITA, WIT); a run after that reads only what
+        # no earlier run read since, so most runs ask nothing.
+        Job("reconcile_gateway_day", every_seconds=3600, run=reconciliation.reconcile_yesterday,
+            lock_key=GATEWAY_DAY_LOCK, holds_transaction=False, lease_seconds=300),
+        # Outside any transaction: it calls the gateways (web/payments/refunds.py); two runs at once would still
+        # never send one refund twice (each refund is claimed by one statement before its send).
+        Job("send_refunds", every_seconds=30, run=refunds.send_due_refunds, lock_key=REFUND_SENDING_LOCK,
+            holds_transaction=False),
     ]
 
 
@@ -153,6 +172,8 @@ def create_app() -> Litestar:
             BookingApiController,
             PaymentApiController,
             SandboxPagesController,
+            ReconciliationPagesController,
+            RefundPagesController,
             BookingPagesController,
             PayPagesController,
             LanguageController,

@@ -466,5 +466,28 @@ def mask_command(target_url: str) -> None:
     click.echo(json.dumps({"masked_copy": True, "row_counts": counts}))
 
 
+@main.command()
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD",
+              help="The clinic-local day to reconcile (default: each clinic's yesterday).")
+@click.option("--clinic", "clinic_id", default=None, help="Only this clinic (default: every clinic).")
+@click.option("--again", is_flag=True, help="Ask about payments already asked about after the day ended too.")
+def reconcile(day: str | None, clinic_id: str | None, again: bool) -> None:
+    """Ask the payment gateways about a day's online payments and keep their answers; the managers' page
+    /manage/payments/reconciliation then lists the mismatches. The app does it hourly for yesterday."""
+    from web.core.forms import day_or_none, uuid_or_none
+    from web.payments.reconciliation import reconcile_day
+
+    the_day = day_or_none(day) if day else None
+    if day and the_day is None:
+        click.echo("--date: enter a day as YYYY-MM-DD (2000 to 2100)", err=True)
+        sys.exit(2)
+    clinic = uuid_or_none(clinic_id) if clinic_id else None
+    if clinic_id and clinic is None:
+        click.echo("--clinic: not a clinic id", err=True)
+        sys.exit(2)
+    counts = _run_with_pool(lambda: reconcile_day(the_day, clinic, again=again))
+    click.echo(json.dumps({"reconciled": True, "day": the_day.isoformat() if the_day else "yesterday", **counts}))
+
+
 if __name__ == "__main__":
     main()

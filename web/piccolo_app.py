@@ -8,7 +8,7 @@ from web.booking.tables import Booking, BookingHistory, Reservation
 from web.clinics.tables import Clinic, Service, Staff
 from web.core.tables import RateLimitHit
 from web.desk.tables import DeskOwnerLookup
-from web.payments.tables import PaymentRecord
+from web.payments.tables import PaymentRecord, Refund
 from web.settings import PROJECT_ROOT
 from web.slots.tables import Slot
 
@@ -16,7 +16,7 @@ APP_CONFIG = AppConfig(
     app_name="vetbook",
     migrations_folder_path=str(PROJECT_ROOT / "piccolo_migrations"),
     table_classes=[
-        Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord,
+        Clinic, Service, Staff, User, Pet, Slot, Reservation, Booking, BookingHistory, PaymentRecord, Refund,
         AuthSession, RateLimitHit, AnalyticsRefresh, LoginFailure, DeskOwnerLookup,
     ],
     migration_dependencies=[],

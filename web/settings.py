@@ -108,6 +108,14 @@ class Settings:
     # Snap's base URL (…/snap/v1); empty means midtransclient's own for the mode. Tests point it at a
     # local stand-in on 127.0.0.1.
     midtrans_snap_url: str
+    # Midtrans' Core API base URL (refund, status, cancel); empty means midtransclient's own for the mode.
+    midtrans_api_url: str
+    # Xendit is offered only when its secret API key is set; its callbacks must carry the account's
+    # verification token in x-callback-token. The API URL is for tests (a local stand-in); empty means
+    # Xendit's own.
+    xendit_secret_key: str
+    xendit_callback_token: str
+    xendit_api_url: str
     # How long a call to a payment gateway may take before it counts as failed.
     payment_gateway_timeout_seconds: int
     # Shards of the distributed tables' co-location group when ``vetbook citus distribute`` creates it
@@ -171,6 +179,10 @@ def get_settings() -> Settings:
         midtrans_server_key=os.environ.get("VETBOOK_MIDTRANS_SERVER_KEY", "").strip(),
         midtrans_is_production=_bool_env("VETBOOK_MIDTRANS_PRODUCTION"),
         midtrans_snap_url=os.environ.get("VETBOOK_MIDTRANS_SNAP_URL", "").strip().rstrip("/"),
+        midtrans_api_url=os.environ.get("VETBOOK_MIDTRANS_API_URL", "").strip().rstrip("/"),
+        xendit_secret_key=os.environ.get("VETBOOK_XENDIT_SECRET_KEY", "").strip(),
+        xendit_callback_token=os.environ.get("VETBOOK_XENDIT_CALLBACK_TOKEN", "").strip(),
+        xendit_api_url=os.environ.get("VETBOOK_XENDIT_API_URL", "").strip().rstrip("/"),
         payment_gateway_timeout_seconds=_int_env("VETBOOK_PAYMENT_GATEWAY_TIMEOUT", 15),
         citus_shard_count=_int_env_between("VETBOOK_CITUS_SHARD_COUNT", 32, 1, 1024),
     )

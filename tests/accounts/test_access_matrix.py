@@ -126,6 +126,11 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     ("POST", "/api/v1/payments/{payment_id:uuid}/mark-paid"): (
         "/api/v1/payments/{missing}/mark-paid", None, expect(404, anonymous=401, owner=403, other_owner=403)),
     # A gateway's call: no account, trusted by its signature only (an unsigned one is refused for everyone).
+    ("GET", "/api/v1/clinics/{clinic_id:uuid}/refunds-to-pay-by-hand"): (
+        "/api/v1/clinics/{clinic_a}/refunds-to-pay-by-hand", None,
+        expect(403, anonymous=401, receptionist=200, manager=200, other_receptionist=404, other_manager=404)),
+    ("POST", "/api/v1/refunds/{refund_id:uuid}/paid-by-hand"): (
+        "/api/v1/refunds/{missing}/paid-by-hand", "json:empty", expect(404, anonymous=401, owner=403, other_owner=403)),
     ("POST", "/api/v1/payments/{provider:str}/notifications"): (
         "/api/v1/payments/sandbox/notifications", "json:empty", expect(403)),
     ("GET", "/sandbox/pay/{payment_id:uuid}"): (
@@ -191,6 +196,8 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
     # --- desk: slot generation and blocking
     # Staff of clinic A only; staff of clinic B get 404 (the clinic is not theirs), owners 403. An empty
     # form is a 422 with the fields to fix.
+    ("GET", "/desk/refunds"): ("/desk/refunds?clinic={clinic_a}", None, SLOT_PAGE),
+    ("POST", "/desk/refunds/{refund_id:uuid}/paid"): ("/desk/refunds/{missing}/paid", "form:empty", DESK_NOT_FOUND),
     ("GET", "/desk/slots"): ("/desk/slots?clinic={clinic_a}", None, SLOT_PAGE),
     ("GET", "/desk/slots/generate"): ("/desk/slots/generate?clinic={clinic_a}", None, SLOT_PAGE),
     ("POST", "/desk/slots/generate"): ("/desk/slots/generate?clinic={clinic_a}", "form:empty", SLOT_FORM_422),
@@ -207,6 +214,16 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None, dict[str, int]]] = {
         expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=404)),
     ("POST", "/manage/analytics/refresh"): (
         "/manage/analytics/refresh", "form:empty", expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=303)),
+    # --- manager: reconciliation with the payment gateways (a clinic's day; another clinic's manager: 404)
+    ("GET", "/manage/payments/reconciliation"): (
+        "/manage/payments/reconciliation?clinic={clinic_a}", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=404)),
+    ("GET", "/manage/payments/reconciliation.csv"): (
+        "/manage/payments/reconciliation.csv?clinic={clinic_a}", None,
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=200, other_manager=404)),
+    ("POST", "/manage/payments/reconciliation/check"): (
+        "/manage/payments/reconciliation/check", "form:empty",
+        expect(403, anonymous=REDIRECT_TO_LOGIN, manager=303, other_manager=303)),
     ("GET", "/manage/database"): (
         # Only for managers of every clinic (tests/analytics/test_database_health.py): the whole database's figures.
         "/manage/database", None, expect(403, anonymous=REDIRECT_TO_LOGIN)),

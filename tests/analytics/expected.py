@@ -22,9 +22,27 @@ SELECT b.clinic_id,
        sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
                 THEN 1 ELSE 0 END) AS paid_bookings,
        round(avg(CASE WHEN b.status NOT IN ('rescheduled', 'cancelled') THEN b.final_amount END), 2)
-           AS avg_booking_value
+           AS avg_booking_value,
+       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
+                THEN b.final_amount ELSE 0 END) AS gross_revenue,
+       sum(CASE WHEN b.status <> 'rescheduled' AND b.payment_status IN ('paid', 'partially_refunded', 'refunded')
+                THEN b.refunded_amount ELSE 0 END) AS refunded_amount,
+       -- A booking's fees: its carried payment's (not on a rescheduled booking, whose replacement carries it),
+       -- plus every settled payment started for it, minus the carried one when it was started for it too.
+       sum(CASE WHEN b.status <> 'rescheduled' THEN coalesce(carried.transaction_fee, 0) ELSE 0 END
+           + coalesce(started.fees, 0)
+           - CASE WHEN carried.booking_id = b.booking_id AND carried.booking_created_at = b.created_at
+                  THEN coalesce(carried.transaction_fee, 0) ELSE 0 END) AS gateway_fees
 FROM bookings b
 JOIN clinics c USING (clinic_id)
+LEFT JOIN payment_records carried ON carried.clinic_id = b.clinic_id AND carried.payment_id = b.payment_id
+    AND carried.status IN ('completed', 'refunded', 'partially_refunded')
+LEFT JOIN (
+    SELECT clinic_id, booking_id, booking_created_at, sum(transaction_fee) AS fees FROM payment_records
+    WHERE status IN ('completed', 'refunded', 'partially_refunded')
+    GROUP BY clinic_id, booking_id, booking_created_at
+) started ON started.clinic_id = b.clinic_id AND started.booking_id = b.booking_id
+    AND started.booking_created_at = b.created_at
 GROUP BY 1, 2, 3
 """
 
@@ -41,7 +59,10 @@ SELECT coalesce(sum(f.total_bookings), 0)::bigint AS bookings,
        coalesce(sum(f.cancelled_bookings), 0)::bigint AS cancelled,
        coalesce(sum(f.no_show_bookings), 0)::bigint AS no_shows,
        coalesce(sum(f.paid_bookings), 0)::bigint AS paid_bookings,
-       coalesce(sum(f.total_revenue), 0) AS revenue
+       coalesce(sum(f.total_revenue), 0) AS revenue,
+       coalesce(sum(f.gross_revenue), 0) AS gross_revenue,
+       coalesce(sum(f.refunded_amount), 0) AS refunds,
+       coalesce(sum(f.gateway_fees), 0) AS gateway_fees
 FROM ({DAILY_FIGURES}) f
 {_CHOSEN}
 """
@@ -50,7 +71,7 @@ EXPECTED_CSV_ROWS = f"""
 SELECT f.booking_date AS day, c.name AS clinic, s.name AS service,
        f.total_bookings AS bookings, f.completed_bookings AS completed, f.cancelled_bookings AS cancelled,
        f.no_show_bookings AS no_shows, f.rescheduled_bookings AS rescheduled, f.paid_bookings,
-       f.total_revenue AS revenue
+       f.total_revenue AS revenue, f.gross_revenue, f.refunded_amount AS refunds, f.gateway_fees
 FROM ({DAILY_FIGURES}) f
 JOIN clinics c ON c.clinic_id = f.clinic_id
 JOIN services s ON s.service_id = f.service_id
@@ -64,12 +85,13 @@ def spreadsheet_safe(text: str) -> str:
 
 
 def expected_kpis(row) -> dict:
-    """The six KPIs from a row of EXPECTED_TOTALS."""
+    """The KPIs from a row of EXPECTED_TOTALS."""
     over = row["completed"] + row["no_shows"]
     return {
         "bookings": row["bookings"], "completed": row["completed"], "cancelled": row["cancelled"],
         "no_show_rate": (Decimal(100 * row["no_shows"]) / over).quantize(Decimal("0.1"), ROUND_HALF_UP) if over else None,
-        "revenue": row["revenue"],
+        "gross_revenue": row["gross_revenue"], "refunds": row["refunds"], "revenue": row["revenue"],
+        "gateway_fees": row["gateway_fees"], "net_revenue": row["revenue"] - row["gateway_fees"],
         "average_booking_value": (row["revenue"] / row["paid_bookings"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
         if row["paid_bookings"] else None,
     }
@@ -80,6 +102,7 @@ def expected_csv(rows) -> list[list[str]]:
     return [
         [row["day"].isoformat(), spreadsheet_safe(row["clinic"]), spreadsheet_safe(row["service"]),
          str(row["bookings"]), str(row["completed"]), str(row["cancelled"]), str(row["no_shows"]),
-         str(row["rescheduled"]), str(row["paid_bookings"]), f"{row['revenue']:.2f}"]
+         str(row["rescheduled"]), str(row["paid_bookings"]), f"{row['revenue']:.2f}", f"{row['gross_revenue']:.2f}",
+         f"{row['refunds']:.2f}", f"{row['gateway_fees']:.2f}", f"{row['revenue'] - row['gateway_fees']:.2f}"]
         for row in rows
     ]

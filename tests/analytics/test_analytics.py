@@ -16,7 +16,15 @@ import pytest
 
 from tests.accounts.helpers import csrf_token, make_person, web_session
 from tests.analytics.expected import EXPECTED_CSV_ROWS, EXPECTED_TOTALS, expected_csv, expected_kpis
-from tests.db.factories import make_booking_at, make_clinic, make_pet, make_service, make_slot, make_user
+from tests.db.factories import (
+    make_booking_at,
+    make_clinic,
+    make_payment,
+    make_pet,
+    make_service,
+    make_slot,
+    make_user,
+)
 from web.accounts import services as account_services
 from web.analytics import services
 from web.core import sql
@@ -59,19 +67,32 @@ async def build_world() -> dict:
         today = datetime.now(zone).date()
 
         async def book(slot: str, days_ago: int, status: str, payment: str, amount: str, refunded: str = "0",
-                       hour: int = 10) -> None:
+                       hour: int = 10) -> dict:
             clinic_zone = ZoneInfo(makassar["timezone"] if slot != "check_up" else jayapura["timezone"])
             local_day = datetime.now(clinic_zone).date() - timedelta(days=days_ago)
             created = datetime.combine(local_day, time(hour, 0), tzinfo=clinic_zone)
-            await make_booking_at(conn, slots[slot], owner, pet, created, status, payment, amount, refunded)
+            return await make_booking_at(conn, slots[slot], owner, pet, created, status, payment, amount, refunded)
+
+        async def paid_with_fee(booking: dict, fee: str, status: str = "completed", refunded: str | None = None,
+                                carried: bool = True) -> None:
+            """A settled payment of ``booking`` whose gateway charged ``fee``, carried by the booking or not."""
+            payment = await make_payment(
+                conn, booking, status=status, paid_at=booking["created_at"], transaction_fee=Decimal(fee),
+                **({"refund_amount": Decimal(refunded), "refunded_at": booking["created_at"]} if refunded else {}))
+            if carried:
+                await conn.execute("UPDATE bookings SET payment_id = $3 WHERE clinic_id = $1 AND booking_id = $2",
+                                   booking["clinic_id"], booking["booking_id"], payment["payment_id"])
 
         # The current period (the last 10 days) ...
         await book("grooming", 0, "confirmed", "paid", "250000", hour=0)  # just after local midnight
-        await book("grooming", 1, "completed", "paid", "250000")
+        await paid_with_fee(await book("grooming", 1, "completed", "paid", "250000"), "4000")
         await book("grooming", 2, "no_show", "paid", "250000")
-        await book("grooming", 2, "cancelled", "partially_refunded", "250000", "200000")
+        await paid_with_fee(await book("grooming", 2, "cancelled", "partially_refunded", "250000", "200000"), "5000",
+                            status="partially_refunded", refunded="200000")
         await book("grooming", 3, "rescheduled", "paid", "250000")
-        await book("grooming", 3, "pending_payment", "pending", "250000")
+        # Money taken for an amount no longer due and returned: no revenue, but its fee was charged.
+        await paid_with_fee(await book("grooming", 3, "pending_payment", "pending", "250000"), "1500",
+                            status="refunded", refunded="250000", carried=False)
         await book("formula", 5, "completed", "paid", "99999.50")
         await book("formula", 9, "cancelled", "refunded", "120000", "120000")
         # ... the previous 10 days ...
@@ -105,6 +126,9 @@ async def test_kpis_equal_sql_over_bookings(world: dict) -> None:
     assert kpi_values(report) == {
         "bookings": 7, "completed": 2, "cancelled": 2, "no_show_rate": Decimal("33.3"),
         "revenue": Decimal("899999.50"), "average_booking_value": Decimal("149999.92"),
+        # 4 × 250000 + 99999.50 + 120000 paid; 200000 + 120000 returned; fees 4000 + 5000 + 1500.
+        "gross_revenue": Decimal("1219999.50"), "refunds": Decimal("320000.00"), "gateway_fees": Decimal("10500.00"),
+        "net_revenue": Decimal("889499.50"),
     }
     # Previous period: the 10 days before, 3 bookings, all paid.
     assert {kpi.key: kpi.previous for kpi in report.kpis} == await expected_for(
@@ -264,8 +288,12 @@ async def test_csv_equals_sql_over_bookings_and_is_spreadsheet_safe(world: dict,
     as_csv = expected_csv(expected)
     assert sorted(rows[1:]) == sorted(as_csv)
     assert any(row[2] == '\'=HYPERLINK("http://x.test","click")' for row in rows[1:])
-    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows[1:] for cell in row)
+    # No text cell starts like a formula. A negative amount (net revenue of a day with a gateway fee and no
+    # revenue, here -1500.00) is a plain number, which a spreadsheet reads as a number, never runs.
+    assert not any(cell.startswith(("=", "+", "-", "@")) and not re.fullmatch(r"-\d+\.\d\d", cell)
+                   for row in rows[1:] for cell in row)
     assert "99999.50" in response.text and "250000.00" in response.text
+    assert "-1500.00" in response.text
 
 
 def test_spreadsheet_safe() -> None:

@@ -160,6 +160,8 @@ async def test_analytics_over_the_distributed_tables(on_citus: str) -> None:
     assert kpi_values(report) == {
         "bookings": 7, "completed": 2, "cancelled": 2, "no_show_rate": Decimal("33.3"),
         "revenue": Decimal("899999.50"), "average_booking_value": Decimal("149999.92"),
+        "gross_revenue": Decimal("1219999.50"), "refunds": Decimal("320000.00"), "gateway_fees": Decimal("10500.00"),
+        "net_revenue": Decimal("889499.50"),
     }
     async with connected(on_citus) as conn:
         expected = await conn.fetch(EXPECTED_CSV_ROWS, today - timedelta(days=19), today, clinic_ids, None)

@@ -22,6 +22,7 @@ from tests.conftest import connected
 from web.booking import services
 from web.booking import statements as booking_q
 from web.core.shard_keys import new_id, new_id_today
+from web.payments import refund_statements as refund_q
 from web.payments import statements as payment_q
 from web.slots import statements as slot_q
 
@@ -78,6 +79,7 @@ def write_path(s: dict) -> dict[str, tuple[str, tuple]]:
     day, slot_id = slot_["date"], slot_["slot_id"]
     hold, waiting, paid = s["hold"], s["waiting"], s["paid"]
     booking, created = waiting["booking_id"], waiting["created_at"]
+    refund_id = new_id_today(clinic)
     now = datetime.now(UTC)
     price = Decimal("150000")
     return {
@@ -137,7 +139,8 @@ def write_path(s: dict) -> dict[str, tuple[str, tuple]]:
         "payment: complete": (payment_q.COMPLETE_PAYMENT, (clinic, s["payment"], "{}", None)),
         "payment: refund a late one": (payment_q.REFUND_LATE_PAYMENT, (clinic, s["payment"], "{}", None)),
         "payment: fail": (payment_q.FAIL_PAYMENT, (clinic, s["payment"], "failed", "{}")),
-        "payment: note a second settlement": (payment_q.NOTE_UNRECORDED_SETTLEMENT, (clinic, s["payment"], "{}")),
+        "payment: note a second settlement": (payment_q.NOTE_UNRECORDED_SETTLEMENT, (clinic, s["payment"], "{}",
+                                                                                        None)),
         "payment: record a refund": (payment_q.RECORD_REFUND_ON_PAYMENT, (clinic, s["payment"], price, "{}")),
         "payment: end waiting ones of a chain": (payment_q.EXPIRE_PENDING_PAYMENTS_OF_CHAIN, (clinic, booking)),
         "payment: end waiting ones": (payment_q.EXPIRE_PENDING_PAYMENTS_OF_BOOKING, (clinic, booking)),
@@ -147,6 +150,21 @@ def write_path(s: dict) -> dict[str, tuple[str, tuple]]:
                                                                                   s["payment"])),
         "payment: due at the visit": (booking_q.SET_PAYMENT_DUE, (clinic, booking, created, now)),
         "desk payment: pending one": (payment_q.PENDING_DESK_PAYMENT, (clinic, booking, "clinic")),
+        "payment: the gateway's fee": (payment_q.STORE_FEE, (clinic, s["payment"], Decimal("4000"))),
+        # refunds (web/payments/refunds.py)
+        "refund: its payment": (refund_q.PAYMENT_FOR_REFUND, (clinic, s["payment"])),
+        "refund: request": (refund_q.INSERT_REFUND, (clinic, refund_id, s["payment"], paid["booking_id"], price, "IDR",
+                                                     "standard_cancellation", "sandbox", "vetbook-refund-x",
+                                                     "requested", None, "{}")),
+        "refund: claim the due ones": (refund_q.CLAIM_DUE_REFUNDS, (clinic, 300)),
+        "refund: succeeded": (refund_q.REFUND_SUCCEEDED, (clinic, refund_id, "gw-1")),
+        "refund: sent": (refund_q.REFUND_SENT, (clinic, refund_id, "gw-1", 600)),
+        "refund: manual": (refund_q.REFUND_MANUAL, (clinic, refund_id, "why")),
+        "refund: retry": (refund_q.REFUND_RETRY, (clinic, refund_id, "timeout", 60, False)),
+        "refund: paid by hand": (refund_q.REFUND_PAID_BY_HAND, (clinic, refund_id, s["owner"], "{}")),
+        "refund: by key": (refund_q.REFUND_BY_KEY, (clinic, "vetbook-refund-x")),
+        "refund: the desk's list": (refund_q.REFUNDS_TO_PAY_BY_HAND, (clinic,)),
+        "refund: a booking's": (refund_q.REFUNDS_OF_BOOKINGS, (clinic, [paid["booking_id"]])),
     }
 
 

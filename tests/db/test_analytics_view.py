@@ -1,4 +1,5 @@
-"""booking_analytics_daily (3.2, fixed): clinic-local days, revenue as money kept, rescheduled counted once.
+"""booking_analytics_daily (3.2, fixed): clinic-local days, revenue as money kept, rescheduled counted once;
+revenue gross, refunds and the gateways' fees beside it (migration 0024).
 
 The expected numbers are computed twice: in Python from the bookings rows (local day through zoneinfo), and
 by a hand-written SQL over bookings (tests/analytics/expected.py); the view must equal both after REFRESH ...
@@ -16,14 +17,23 @@ import asyncpg
 import pytest
 
 from tests.analytics.expected import DAILY_FIGURES
-from tests.db.factories import make_booking_at, make_clinic, make_pet, make_service, make_slot, make_user
+from tests.db.factories import (
+    make_booking_at,
+    make_clinic,
+    make_payment,
+    make_pet,
+    make_service,
+    make_slot,
+    make_user,
+)
 
 UTC = ZoneInfo("UTC")
 PAID_STATES = ("paid", "partially_refunded", "refunded")
 COLUMNS = (
     "total_bookings", "completed_bookings", "cancelled_bookings", "no_show_bookings", "rescheduled_bookings",
-    "total_revenue", "paid_bookings", "avg_booking_value",
+    "total_revenue", "paid_bookings", "avg_booking_value", "gross_revenue", "refunded_amount", "gateway_fees",
 )
+SETTLED = ("completed", "refunded", "partially_refunded")
 
 def utc(year: int, month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
@@ -78,6 +88,21 @@ async def expected_from_rows(conn: asyncpg.Connection) -> dict[tuple, dict]:
     rows = await conn.fetch(
         "SELECT b.*, c.timezone FROM bookings b JOIN clinics c USING (clinic_id)"
     )
+    payments = {row["payment_id"]: row for row in await conn.fetch("SELECT * FROM payment_records")}
+
+    def fees(booking) -> Decimal:
+        """The booking's gateway fees: of the settled payment it carries (unless rescheduled: its replacement
+        carries it), and of settled payments started for it that it does not carry."""
+        total = Decimal("0")
+        carried = payments.get(booking["payment_id"])
+        if booking["status"] != "rescheduled" and carried and carried["status"] in SETTLED:
+            total += carried["transaction_fee"] or 0
+        for payment in payments.values():
+            if (payment["booking_id"], payment["booking_created_at"]) == (booking["booking_id"], booking["created_at"]) \
+                    and payment["status"] in SETTLED and payment["payment_id"] != booking["payment_id"]:
+                total += payment["transaction_fee"] or 0
+        return total
+
     groups: dict[tuple, list] = defaultdict(list)
     for row in rows:
         local_day = row["created_at"].astimezone(ZoneInfo(row["timezone"])).date()
@@ -98,6 +123,9 @@ async def expected_from_rows(conn: asyncpg.Connection) -> dict[tuple, dict]:
             "avg_booking_value": (
                 (sum(valued) / len(valued)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if valued else None
             ),
+            "gross_revenue": sum((b["final_amount"] for b in paid), Decimal("0")),
+            "refunded_amount": sum((b["refunded_amount"] for b in paid), Decimal("0")),
+            "gateway_fees": sum((fees(b) for b in members), Decimal("0")),
         }
     return expected
 
@@ -148,6 +176,9 @@ async def test_view_matches_bookings_by_clinic_local_day_after_concurrent_refres
         "total_revenue": Decimal("310000.00"),
         "paid_bookings": 5,
         "avg_booking_value": Decimal("110000.00"),  # completed, unpaid and no-show: (200000 + 70000 + 60000) / 3
+        # Paid before refunds: 200000 + 100000 + 50000 + 60000 + 40000, of which 90000 + 50000 returned; no
+        # payment rows here, so no fees.
+        "gross_revenue": Decimal("450000.00"), "refunded_amount": Decimal("140000.00"), "gateway_fees": Decimal("0.00"),
     }
     assert view[(jakarta, date(2025, 9, 1), vaccination)]["total_revenue"] == Decimal("120000.00")
     assert view[(jayapura, date(2025, 9, 1), check_up)]["total_bookings"] == 2
@@ -199,3 +230,49 @@ async def test_concurrent_refresh_needs_the_unique_index(conn: asyncpg.Connectio
     await conn.execute("DROP INDEX booking_analytics_daily_unique_idx")
     with pytest.raises(asyncpg.ObjectNotInPrerequisiteStateError, match="concurrently"):
         await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY booking_analytics_daily")
+
+
+async def test_gateway_fees_are_counted_once_where_the_revenue_is(conn: asyncpg.Connection) -> None:
+    """A fee belongs to the booking that carries its payment: after a reschedule, to the replacement (made on
+    another day), never to both; a settled payment no booking carries (money taken for an amount no longer due,
+    and returned) is counted on the booking it was started for; a payment that took nothing brings no fee."""
+    await conn.execute("SELECT vetbook_create_month_partitions($1::date)", date(2025, 9, 1))
+    clinic = await make_clinic(conn, timezone="Asia/Jakarta")
+    service = await make_service(conn, clinic, name="Grooming")
+    owner = await make_user(conn)
+    pet = await make_pet(conn, owner)
+    slot = await make_slot(conn, clinic, service, start=datetime(2025, 9, 20, 10, 0, tzinfo=ZoneInfo("Asia/Jakarta")))
+
+    async def book(created: datetime, status: str, payment_status: str) -> dict:
+        return await make_booking_at(conn, slot, owner, pet, created, status, payment_status, "100000")
+
+    async def pay(booking: dict, fee: str | None, status: str = "completed", carriers: tuple = ()) -> None:
+        payment = await make_payment(conn, booking, status=status, transaction_fee=Decimal(fee) if fee else None,
+                                     **({"paid_at": booking["created_at"]} if status in SETTLED else {}),
+                                     **({"refund_amount": booking["final_amount"], "refunded_at": booking["created_at"]}
+                                        if status == "refunded" else {}))
+        for carrier in carriers:
+            await conn.execute("UPDATE bookings SET payment_id = $3 WHERE booking_id = $1 AND created_at = $2",
+                               carrier["booking_id"], carrier["created_at"], payment["payment_id"])
+
+    moved = await book(utc(2025, 9, 1, 3), "rescheduled", "paid")  # 1 Sep in Jakarta
+    replacement = await book(utc(2025, 9, 2, 3), "confirmed", "paid")  # 2 Sep: the moved booking's replacement
+    await pay(moved, "3000", carriers=(moved, replacement))
+    plain = await book(utc(2025, 9, 1, 4), "completed", "paid")
+    await pay(plain, "2500", carriers=(plain,))
+    waiting = await book(utc(2025, 9, 1, 5), "pending_payment", "pending")
+    await pay(waiting, "700", status="refunded")  # returned: nobody carries it
+    await pay(waiting, "999", status="failed")  # took nothing
+    no_fee = await book(utc(2025, 9, 1, 6), "completed", "paid")
+    await pay(no_fee, None, carriers=(no_fee,))  # the gateway reported no fee
+
+    await conn.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY booking_analytics_daily")
+
+    view = await view_rows(conn)
+    assert view == keyed(await conn.fetch(DAILY_FIGURES)) == await expected_from_rows(conn)
+    grooming = service["service_id"]
+    sep_1, sep_2 = view[(clinic["clinic_id"], date(2025, 9, 1), grooming)], view[(clinic["clinic_id"], date(2025, 9, 2), grooming)]
+    assert sep_1["gateway_fees"] == Decimal("3200.00")  # 2500 + 700; the moved booking's fee went with it
+    assert sep_2["gateway_fees"] == Decimal("3000.00")
+    assert (sep_1["gross_revenue"], sep_1["refunded_amount"], sep_1["total_revenue"]) == (
+        Decimal("200000.00"), Decimal("0.00"), Decimal("200000.00"))

@@ -10,6 +10,7 @@ set app.user_id, the setting reads '' (not NULL) in every later transaction on t
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import asyncpg
@@ -28,6 +29,7 @@ UPDATED_AT_TABLES = {
     "reservations": ("reservation_id", "expires_at = expires_at + interval '1 minute'"),
     "bookings": ("booking_id", "notes = 'Please bring the vaccination card'"),
     "payment_records": ("payment_id", "transaction_fee = 2500"),
+    "refunds": ("refund_id", "attempts = attempts + 1"),
 }
 
 
@@ -36,6 +38,10 @@ async def make_everything(conn: asyncpg.Connection) -> dict[str, dict]:
     reservation = await make_reservation(conn, world["slot"], world["owner"], world["pet"])
     booking = await make_booking(conn, world["slot"], world["owner"], world["pet"])
     payment = await make_payment(conn, booking, payment_method="qris", payment_provider="sandbox", status="pending")
+    refund = await conn.fetchrow(
+        "INSERT INTO refunds (clinic_id, refund_id, payment_id, booking_id, amount, reason, provider, refund_key) "
+        "VALUES ($1, $2, $3, $4, 1000, 'paid_twice', 'sandbox', $5) RETURNING *",
+        payment["clinic_id"], uuid.uuid4(), payment["payment_id"], booking["booking_id"], f"key-{uuid.uuid4()}")
     return {
         "clinics": world["clinic"],
         "services": world["service"],
@@ -46,6 +52,7 @@ async def make_everything(conn: asyncpg.Connection) -> dict[str, dict]:
         "reservations": reservation,
         "bookings": booking,
         "payment_records": payment,
+        "refunds": refund,
     }
 
 

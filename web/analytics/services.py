@@ -10,8 +10,13 @@ from the view (migration 0004), whose rows are (clinic, clinic-local day the boo
 - **No-show rate** = no-shows ÷ (completed + no-shows), in per cent to one decimal: of the visits that are
   over, the share where the pet did not come. Bookings still ahead do not dilute it. "n/a" when no visit
   is over yet.
-- **Revenue** = sum of ``total_revenue``: the money kept, i.e. the amount paid minus refunds, of the
-  bookings made in the period (unpaid, failed and superseded bookings bring nothing).
+- **Gross revenue** = sum of ``gross_revenue``: what was paid for the bookings made in the period, before any
+  refund (unpaid, failed and superseded bookings bring nothing); **Refunds** = sum of ``refunded_amount``: what
+  of it goes back (decided: on its way to the owner or paid back).
+- **Revenue after refunds** (``revenue``) = sum of ``total_revenue``: the money kept, gross revenue minus refunds.
+- **Gateway fees** = sum of ``gateway_fees``: what the payment gateways charged for those bookings' payments,
+  as they reported it (``payment_records.transaction_fee``; a gateway that reports no fee counts nothing).
+- **Net revenue** = revenue after refunds minus gateway fees: what the clinic is paid out in the end.
 - **Average booking value** = revenue ÷ paid bookings (sum of ``paid_bookings``), to the cent: the money
   kept per paid booking, so that revenue = average × paid bookings. The view's per-day
   ``avg_booking_value`` is not averaged again: an average of averages weighs a quiet day like a busy one.
@@ -252,7 +257,10 @@ class Figures:
     no_shows: int = 0
     rescheduled: int = 0
     paid_bookings: int = 0
-    revenue: Decimal = ZERO
+    revenue: Decimal = ZERO  # after refunds
+    gross_revenue: Decimal = ZERO
+    refunds: Decimal = ZERO
+    gateway_fees: Decimal = ZERO
 
     def add(self, row: Any) -> None:
         self.bookings += row["total_bookings"]
@@ -262,6 +270,14 @@ class Figures:
         self.rescheduled += row["rescheduled_bookings"]
         self.paid_bookings += row["paid_bookings"]
         self.revenue += row["total_revenue"]
+        self.gross_revenue += row["gross_revenue"]
+        self.refunds += row["refunded_amount"]
+        self.gateway_fees += row["gateway_fees"]
+
+    @property
+    def net_revenue(self) -> Decimal:
+        """Revenue after refunds and the gateways' fees."""
+        return self.revenue - self.gateway_fees
 
     @property
     def no_show_rate(self) -> Decimal | None:
@@ -283,7 +299,9 @@ class Figures:
 class Kpi:
     """One KPI card: this period, the previous one, and the change (None: "n/a")."""
 
-    key: str  # bookings, completed, cancelled, no_show_rate, revenue, average_booking_value
+    # bookings, completed, cancelled, no_show_rate, gross_revenue, refunds, revenue (after refunds), gateway_fees,
+    # net_revenue, average_booking_value
+    key: str
     label: str
     kind: str  # count, money, percent
     current: Decimal | int | None
@@ -303,13 +321,17 @@ def _kpi(key: str, label: str, kind: str, current, previous) -> Kpi:
 
 
 def kpis(current: Figures, previous: Figures) -> list[Kpi]:
-    """The six KPIs of the page, in the order of its cards."""
+    """The KPIs of the page, in the order of its cards: the money from gross to net, step by step."""
     return [
         _kpi("bookings", N_("Bookings"), "count", current.bookings, previous.bookings),
         _kpi("completed", N_("Completed"), "count", current.completed, previous.completed),
         _kpi("cancelled", N_("Cancelled"), "count", current.cancelled, previous.cancelled),
         _kpi("no_show_rate", N_("No-show rate"), "percent", current.no_show_rate, previous.no_show_rate),
-        _kpi("revenue", N_("Revenue"), "money", current.revenue, previous.revenue),
+        _kpi("gross_revenue", N_("Gross revenue"), "money", current.gross_revenue, previous.gross_revenue),
+        _kpi("refunds", N_("Refunds"), "money", current.refunds, previous.refunds),
+        _kpi("revenue", N_("Revenue after refunds"), "money", current.revenue, previous.revenue),
+        _kpi("gateway_fees", N_("Gateway fees"), "money", current.gateway_fees, previous.gateway_fees),
+        _kpi("net_revenue", N_("Net revenue"), "money", current.net_revenue, previous.net_revenue),
         _kpi("average_booking_value", N_("Average booking value"), "money",
              current.average_booking_value, previous.average_booking_value),
     ]
@@ -395,7 +417,7 @@ async def analytics_report(manager: CurrentUser, first_day: date, last_day: date
 
 
 CSV_HEADER = ("date", "clinic", "service", "bookings", "completed", "cancelled", "no_shows", "rescheduled",
-              "paid_bookings", "revenue")
+              "paid_bookings", "revenue", "gross_revenue", "refunds", "gateway_fees", "net_revenue")
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -407,7 +429,8 @@ def spreadsheet_safe(text: str) -> str:
 
 def report_csv(report: AnalyticsReport) -> str:
     """The report's daily rows per clinic and service as CSV: a header row, ISO dates, money as plain
-    numbers with two decimals, text cells made spreadsheet-safe."""
+    numbers with two decimals (``revenue`` is after refunds, ``net_revenue`` after refunds and gateway fees),
+    text cells made spreadsheet-safe."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -416,7 +439,9 @@ def report_csv(report: AnalyticsReport) -> str:
             row["booking_date"].isoformat(), spreadsheet_safe(row["clinic_name"]),
             spreadsheet_safe(row["service_name"]), row["total_bookings"], row["completed_bookings"],
             row["cancelled_bookings"], row["no_show_bookings"], row["rescheduled_bookings"],
-            row["paid_bookings"], f"{row['total_revenue']:.2f}",
+            row["paid_bookings"], f"{row['total_revenue']:.2f}", f"{row['gross_revenue']:.2f}",
+            f"{row['refunded_amount']:.2f}", f"{row['gateway_fees']:.2f}",
+            f"{row['total_revenue'] - row['gateway_fees']:.2f}",
         ))
     return out.getvalue()
 

@@ -26,7 +26,8 @@ ORDER BY c.name, c.clinic_id, s.name, s.service_id
 _SUMS = """sum(v.total_bookings)::bigint AS total_bookings, sum(v.completed_bookings)::bigint AS completed_bookings,
        sum(v.cancelled_bookings)::bigint AS cancelled_bookings, sum(v.no_show_bookings)::bigint AS no_show_bookings,
        sum(v.rescheduled_bookings)::bigint AS rescheduled_bookings, sum(v.paid_bookings)::bigint AS paid_bookings,
-       sum(v.total_revenue) AS total_revenue"""
+       sum(v.total_revenue) AS total_revenue, sum(v.gross_revenue) AS gross_revenue,
+       sum(v.refunded_amount) AS refunded_amount, sum(v.gateway_fees) AS gateway_fees"""
 
 # What the page shows, summed by PostgreSQL in one pass over the view's rows of the period ($2..$3) and of
 # the period before it ($1..$2 - 1): per period the totals (level 3), per day (level 1) and per service
@@ -51,7 +52,7 @@ LEVEL_TOTAL, LEVEL_DAY, LEVEL_SERVICE = 3, 1, 2
 VIEW_ROWS = """
 SELECT v.booking_date, v.clinic_id, c.name AS clinic_name, v.service_id, s.name AS service_name,
        v.total_bookings, v.completed_bookings, v.cancelled_bookings, v.no_show_bookings,
-       v.rescheduled_bookings, v.paid_bookings, v.total_revenue
+       v.rescheduled_bookings, v.paid_bookings, v.total_revenue, v.gross_revenue, v.refunded_amount, v.gateway_fees
 FROM booking_analytics_daily v
 JOIN clinics c ON c.clinic_id = v.clinic_id
 JOIN services s ON s.service_id = v.service_id

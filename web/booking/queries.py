@@ -16,6 +16,7 @@ from web.booking.keys import locate_booking, locate_hold
 from web.core import sql
 from web.core.errors import NotFound
 from web.core.messages import N_
+from web.payments import refunds
 
 
 def _scope(actor: CurrentUser) -> tuple[str, list]:
@@ -101,7 +102,19 @@ async def owner_booking(owner: CurrentUser, booking_id: UUID) -> dict:
     if row is None:
         raise NotFound(N_("No such booking."))
     attempts = await sql.fetch(f"{q.OWNER_PAYMENT_ATTEMPTS} AND b.clinic_id = $2", owner.user_id, key.clinic_id)
-    return _with_last_attempts([dict(row)], attempts)[0]
+    booking = _with_last_attempts([dict(row)], attempts)[0]
+    booking["refunds"] = await refunds.refunds_of_bookings(key.clinic_id, _chain(booking_id, attempts))
+    return booking
+
+
+def _chain(booking_id: UUID, attempts: list[asyncpg.Record]) -> list[UUID]:
+    """The booking and those it was rescheduled from (their payments may carry its refunds)."""
+    came_from = {row["booking_id"]: row["rescheduled_from_booking_id"] for row in attempts}
+    chain, current = [], booking_id
+    while current is not None and current not in chain and len(chain) <= 20:
+        chain.append(current)
+        current = came_from.get(current)
+    return chain
 
 
 async def owner_reservation(owner: CurrentUser, reservation_id: UUID) -> dict:

@@ -374,7 +374,7 @@ async def cancel(actor: CurrentUser, booking_id: UUID, reason: str, version: int
                                      refunded, reason, notes)
         await _record_history(booking, updated, metadata)
         if refunded > 0 and booking["payment_id"] is not None:
-            await ledger.record_refund(clinic_id, booking["payment_id"], refunded, metadata)
+            await ledger.record_refund(clinic_id, booking["payment_id"], refunded, policy.name, metadata)
         await ledger.end_waiting_payments_of_chain(clinic_id, booking_id)
         await places.give_back(clinic_id, booking["slot_id"], booking["slot_date"])
     metrics.CANCELLATIONS.labels("clinic" if by_clinic else "owner").inc()
@@ -519,7 +519,7 @@ async def reschedule(actor: CurrentUser, booking_id: UUID, new_slot_id: UUID, ve
         if carried_payment is not None:
             note = {"carried_to_booking": str(replacement["booking_id"])}
             if change.refund:
-                await ledger.record_refund(clinic_id, carried_payment, change.refund,
+                await ledger.record_refund(clinic_id, carried_payment, change.refund, "reschedule_price_difference",
                                            {**note, "refund_reason": "reschedule_price_difference"})
             else:
                 await ledger.add_note(clinic_id, carried_payment, note)

@@ -39,6 +39,11 @@ CANCELLATIONS = Counter(f"{PREFIX}_cancellations_total", "Bookings cancelled, by
 REFUNDS = Counter(f"{PREFIX}_refunds_total", "Refunds recorded on cancellation")
 REFUNDED_AMOUNT = Counter(f"{PREFIX}_refunded_amount_total", "Money refunded, in the booking's currency unit",
                           ["currency"])
+REFUND_REQUESTS = Counter(f"{PREFIX}_refund_requests_total", "Refunds requested, by payment provider and the "
+                          "state they start in (requested: the job sends it; manual: to pay by hand)",
+                          ["provider", "state"])
+REFUND_OUTCOMES = Counter(f"{PREFIX}_refund_outcomes_total", "Answers applied to refunds, by payment provider "
+                          "and state (succeeded, sent, manual, failed, retry, paid_by_hand)", ["provider", "state"])
 JOB_RUNS = Counter(f"{PREFIX}_job_runs_total", "Background job runs, by result (ran, skipped: another process "
                    "held it, failed)", ["job", "result"])
 JOB_SECONDS = Histogram(f"{PREFIX}_job_duration_seconds", "Background job run time", ["job"],

@@ -18,14 +18,15 @@ REFERENCE_TABLES: tuple[str, ...] = ("clinics", "users", "pets", "services", "st
 
 # Distributed by clinic_id, co-located with the first (the co-location group's leader).
 DISTRIBUTED_TABLES: tuple[str, ...] = (
-    "slots", "reservations", "bookings", "payment_records", "booking_history", "desk_owner_lookups",
+    "slots", "reservations", "bookings", "payment_records", "booking_history", "desk_owner_lookups", "refunds",
+    "gateway_payment_reads",
 )
 
 # Plain tables of the coordinator (Citus adds those that reference a reference table to its metadata as
 # "Citus local tables"; they stay on the coordinator). Looked up by their own keys, never joined with a
 # clinic's rows in a write.
 COORDINATOR_TABLES: tuple[str, ...] = (
-    "auth_sessions", "rate_limit_hits", "login_failures", "analytics_refreshes", "migration",
+    "auth_sessions", "rate_limit_hits", "login_failures", "analytics_refreshes", "migration", "job_leases",
 )
 
 # Materialized views stay on the coordinator too; their query runs over the distributed tables.

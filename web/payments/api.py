@@ -1,8 +1,8 @@
 """JSON API of payments: start a payment, the clinic's desk, and gateways' notifications.
 
 Thin: parse, call web/payments/services.py, shape the answer. Errors are problem details (web/core/errors.py).
-The notification endpoint takes no bearer token (a gateway has none): it is trusted by its signature only,
-and it is exempt from CSRF like all of /api/.
+The notification endpoint takes no bearer token (a gateway has none): it is trusted by its signature (Midtrans,
+the sandbox) or its callback token (Xendit) only, and it is exempt from CSRF like all of /api/.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from web.accounts.auth import owner_only, staff_only
 from web.core.client_keys import CLIENT_KEY_PATTERN
-from web.payments import services
+from web.payments import refunds, services
 
 IdempotencyKey = Annotated[str, msgspec.Meta(pattern=CLIENT_KEY_PATTERN)]
 ProviderName = Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
@@ -50,6 +50,33 @@ class NotificationOut(msgspec.Struct):
     status: str
     # False when the notification was a replay, out of order, or a status we do not act on.
     changed: bool
+
+
+class RefundOut(msgspec.Struct, omit_defaults=True):
+    refund_id: UUID
+    payment_id: UUID
+    booking_id: UUID
+    amount: Decimal
+    currency: str
+    reason: str
+    provider: str
+    # requested → sent → succeeded / failed / manual (docs/payments.md)
+    state: str
+    attempts: int
+    created_at: datetime
+    manual_reason: str | None = None
+    succeeded_at: datetime | None = None
+    paid_by_hand_by: UUID | None = None
+    paid_by_hand_at: datetime | None = None
+
+
+class PaidByHandIn(msgspec.Struct, forbid_unknown_fields=True):
+    # e.g. the bank transfer's reference
+    note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+def refund_out(row: dict) -> RefundOut:
+    return RefundOut(**{name: row[name] for name in RefundOut.__struct_fields__ if row.get(name) is not None})
 
 
 def payment_out(row: dict, request: Request) -> PaymentOut:
@@ -84,8 +111,23 @@ class PaymentApiController(Controller):
         return payment_out(await services.mark_paid(request.user, payment_id), request)
 
     @post("/payments/{provider:str}/notifications", status_code=HTTP_200_OK, security=[])
-    async def notification(self, provider: FromPath[str], data: JSONBody[dict[str, Any]]) -> NotificationOut:
-        """A gateway's notification (Midtrans' format), verified by its signature (403 when it is wrong).
-        Replays and out-of-order notifications answer 200 and change nothing."""
-        result = await services.handle_notification(provider, data)
+    async def notification(self, request: Request, provider: FromPath[str],
+                           data: JSONBody[dict[str, Any]]) -> NotificationOut:
+        """A gateway's notification: Midtrans' (and the sandbox's) verified by the signature in its body,
+        Xendit's by its x-callback-token header; 403 when it is wrong. Replays and out-of-order notifications
+        answer 200 and change nothing."""
+        result = await services.handle_notification(provider, data, request.headers)
         return NotificationOut(**result)
+
+    @get("/clinics/{clinic_id:uuid}/refunds-to-pay-by-hand", guards=[staff_only])
+    async def refunds_to_pay_by_hand(self, request: Request, clinic_id: FromPath[UUID]) -> list[RefundOut]:
+        """The clinic's refunds the gateway cannot return (manual) or that found no answer (failed), oldest
+        first: receptionists and managers of the clinic."""
+        return [refund_out(row) for row in await refunds.refunds_to_pay_by_hand(request.user, clinic_id)]
+
+    @post("/refunds/{refund_id:uuid}/paid-by-hand", guards=[staff_only], status_code=HTTP_200_OK)
+    async def mark_refund_paid_by_hand(self, request: Request, refund_id: FromPath[UUID],
+                                       data: JSONBody[PaidByHandIn]) -> RefundOut:
+        """The money was paid back by hand: the refund closes as succeeded, recording who did it. 409 when
+        it is not a refund to pay by hand."""
+        return refund_out(await refunds.mark_paid_by_hand(request.user, refund_id, data.note))

@@ -11,6 +11,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from web.core import sql
+from web.payments import refunds
 from web.payments import statements as q
 
 
@@ -18,10 +19,12 @@ def _json(value: dict) -> str:
     return json.dumps(value, default=str)
 
 
-async def record_refund(clinic_id: UUID, payment_id: UUID, amount: Decimal, metadata: dict) -> None:
+async def record_refund(clinic_id: UUID, payment_id: UUID, amount: Decimal, reason: str, metadata: dict) -> None:
     """Add ``amount`` returned to the owner to the settled payment's refunds ('refunded' once all of it
-    came back, else 'partially_refunded'); ``metadata`` says why."""
+    came back, else 'partially_refunded'; ``metadata`` says why), and request the refund that sends the money
+    back (web/payments/refunds.py), in the caller's transaction."""
     await sql.execute(q.RECORD_REFUND_ON_PAYMENT, clinic_id, payment_id, amount, _json(metadata))
+    await refunds.request_refund(clinic_id, payment_id, amount, reason, metadata)
 
 
 async def end_waiting_payments_of_chain(clinic_id: UUID, booking_id: UUID) -> None:

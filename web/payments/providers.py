@@ -21,22 +21,35 @@ import asyncio
 import enum
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 import requests
+import structlog
 
 from web.core.errors import DomainError, NotFound
+from web.core.forms import finite_decimal_or_none
 from web.core.messages import N_
 from web.settings import get_settings
 
 CLINIC = "clinic"
 SANDBOX = "sandbox"
 MIDTRANS = "midtrans"
+XENDIT = "xendit"  # web/payments/xendit.py
+
+# Notification fields kept on the payment (what the gateway said, for support); everything else is dropped.
+_MIDTRANS_FIELDS = ("transaction_id", "transaction_status", "fraud_status", "status_code", "payment_type",
+                    "transaction_time", "settlement_time", "status_message")
+
+
+def _amount_or_none(value: object) -> Decimal | None:
+    """A gateway's amount ("150000.00", 150000) as a finite Decimal, else None."""
+    return finite_decimal_or_none(value)
 
 
 class Outcome(enum.Enum):
@@ -62,6 +75,53 @@ class PaymentRequest:
     item_name: str
     customer_name: str
     customer_email: str
+
+
+class RefundResult(enum.Enum):
+    """What a gateway answered to a refund (web/payments/refunds.py applies it)."""
+
+    SUCCEEDED = "succeeded"   # the money went back
+    SENT = "sent"             # accepted; the gateway's final word comes later (notification or status read)
+    MANUAL = "manual"         # this gateway cannot return it (method, window, refusal): pay it by hand
+    RETRY = "retry"           # no usable answer (timeout, 5xx): send again later with the same refund_key
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """One refund to send: the payment it returns money from, how much, and the key that makes a retry safe."""
+
+    refund_id: UUID
+    payment_id: UUID                 # our payment id: the gateway's order_id / external_id
+    provider_payment_id: str | None  # the gateway's own id of the payment (Snap token, Xendit invoice id)
+    payment_method: str | None       # as the gateway reported it (e.g. 'gopay', 'bank_transfer', 'EWALLET')
+    paid_at: datetime | None
+    amount: Decimal
+    currency: str
+    refund_key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefundAnswer:
+    result: RefundResult
+    gateway_refund_id: str | None = None
+    # Why (for MANUAL: shown on the list of refunds to pay by hand; for RETRY: logged on the refund).
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayReport:
+    """What a gateway says about one payment when asked (a status read), in the terms of a notification, so
+    that reconciliation applies it through the same idempotent path (services.apply_gateway_report)."""
+
+    outcome: Outcome
+    # The amount the gateway took (None when it took nothing yet), the method it reports, and its fee.
+    gross_amount: Decimal | None
+    payment_method: str | None
+    details: dict[str, str]
+    # What the gateway has returned of it so far, and its fee for the payment, when it says.
+    refunded_amount: Decimal | None = None
+    fee: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +177,29 @@ class PaymentProvider:
         """Start collecting the payment. Called outside any database transaction: it may take seconds."""
         raise NotImplementedError
 
+    def refund_blocker(self, payment_method: str | None, paid_at: datetime | None, now: datetime) -> str | None:
+        """Why this gateway cannot return money of a payment made with ``payment_method`` at ``paid_at`` (a
+        person pays it back by hand), or None when it can. Checked before sending, so that a refund the
+        gateway would refuse goes straight to the list of refunds to pay by hand."""
+        return N_("This payment was not made through an online gateway: pay the refund back by hand.")
+
+    async def refund(self, request: RefundRequest) -> RefundAnswer:
+        """Ask the gateway to return ``request.amount``. Called outside any database transaction, perhaps
+        again for the same refund (after a timeout or a crash): ``request.refund_key`` makes that one refund at
+        the gateway. Never raises for a gateway's error: the answer says what to do next."""
+        return RefundAnswer(RefundResult.MANUAL, message=self.refund_blocker(None, None, datetime.now(_JAKARTA)))
+
+    async def status(self, payment_id: UUID, provider_payment_id: str | None) -> GatewayReport | None:
+        """What the gateway says about the payment now (reconciliation), or None when there is no gateway to
+        ask or it does not know the payment. Raises GatewayUnavailable when it does not answer."""
+        return None
+
     def server_key(self) -> str:
         raise NotImplementedError
 
-    def verify(self, payload: dict[str, Any]) -> bool:
-        """Whether ``payload`` carries a valid signature of this provider (constant-time comparison)."""
+    def verify(self, payload: dict[str, Any], headers: Mapping[str, str] | None = None) -> bool:
+        """Whether the notification (``payload`` and its HTTP ``headers``) is authentic: Midtrans' signature
+        in the body here (constant-time comparison); Xendit's token in a header."""
         if not self.sends_notifications:
             return False
         fields = [payload.get(name) for name in ("order_id", "status_code", "gross_amount", "signature_key")]
@@ -140,6 +218,24 @@ class PaymentProvider:
     def outcome(self, payload: dict[str, Any]) -> Outcome:
         return midtrans_outcome(payload.get("transaction_status"), payload.get("fraud_status"))
 
+    def payment_reference(self, payload: dict[str, Any]) -> str | None:
+        """Our payment id as the notification names it (Midtrans: order_id)."""
+        reference = payload.get("order_id")
+        return reference if isinstance(reference, str) else None
+
+    def report(self, payload: dict[str, Any]) -> GatewayReport:
+        """A verified notification (or a status answer, which Midtrans shapes the same way) as a report."""
+        outcome = self.outcome(payload)
+        method = payload.get("payment_type")
+        return GatewayReport(
+            outcome=outcome,
+            gross_amount=_amount_or_none(payload.get("gross_amount")),
+            payment_method=method.strip()[:30] if isinstance(method, str) and method.strip() else None,
+            details={name: str(payload[name])[:200] for name in _MIDTRANS_FIELDS if payload.get(name) is not None},
+            refunded_amount=_amount_or_none(payload.get("refund_amount")),
+            fee=None,  # Midtrans' notifications and status answers carry no fee (its invoices do, monthly)
+        )
+
 
 class ClinicProvider(PaymentProvider):
     """Pay at the front desk: nothing to call; a receptionist marks the payment paid."""
@@ -151,6 +247,9 @@ class ClinicProvider(PaymentProvider):
 
     async def start(self, request: PaymentRequest) -> StartedPayment:
         return StartedPayment(provider_payment_id=None, payment_url=None, expires_at=request.expires_at)
+
+    def refund_blocker(self, payment_method: str | None, paid_at: datetime | None, now: datetime) -> str | None:
+        return N_("This payment was taken at the clinic's desk: give the money back there.")
 
     def server_key(self) -> str:  # never used: verify() refuses every notification
         return ""
@@ -171,6 +270,13 @@ class SandboxProvider(PaymentProvider):
 
     def server_key(self) -> str:
         return get_settings().sandbox_server_key
+
+    def refund_blocker(self, payment_method: str | None, paid_at: datetime | None, now: datetime) -> str | None:
+        return None
+
+    async def refund(self, request: RefundRequest) -> RefundAnswer:
+        """The simulated gateway returns the money at once (the same key answers the same refund id)."""
+        return RefundAnswer(RefundResult.SUCCEEDED, gateway_refund_id=f"sandbox-{request.refund_key}")
 
     def notification(self, payment_id: UUID, amount: Decimal, currency: str, approve: bool) -> dict[str, Any]:
         """The notification the sandbox sends when the customer pays or declines: Midtrans' fields, status
@@ -213,6 +319,59 @@ class _TimeoutSession(requests.Session):
 # Snap's expiry start_time is "yyyy-MM-dd HH:mm:ss Z" (e.g. "2026-11-26 20:00:00 +0700").
 _SNAP_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 _JAKARTA = ZoneInfo("Asia/Jakarta")
+
+_midtrans_log = structlog.get_logger(__name__)
+
+# The methods Midtrans refunds through its API (its Refund Transaction reference), by payment_type, each
+# within a window after the payment. A payment_type does not say which variant was used, and the windows
+# differ by variant, so where it could be more than one the shortest is used: a refund past it is paid by
+# hand, whereas one sent past the real window would be refused anyway (and end on the same list).
+_MIDTRANS_REFUND_WINDOWS: dict[str, timedelta] = {
+    # Not stated by Midtrans (it depends on the acquiring bank); card schemes allow months. 30 days is a
+    # conservative guess: past it, a person refunds from the dashboard.
+    "credit_card": timedelta(days=30),
+    # GoPay deeplink and QRIS on-us 45 days, tokenization 180, but QRIS off-us (GoPay's QR paid from another
+    # wallet) 7 days, and payment_type 'gopay' does not tell them apart: 7 days.
+    "gopay": timedelta(days=7),
+    # ShopeePay JumpApp and QRIS on-us 365 days, QRIS off-us 7 days: the same reasoning, 7 days.
+    "shopeepay": timedelta(days=7),
+    # QRIS: on-us 45 (GoPay) or 365 days (ShopeePay), off-us 7 days; the issuer is not known here: 7 days.
+    "qris": timedelta(days=7),
+    "dana": timedelta(days=45),
+    # 7 days for regular merchants (180 for online travel agents, which a clinic is not).
+    "ovo": timedelta(days=7),
+    "kredivo": timedelta(days=14),
+    # Not stated by Midtrans: the shortest stated pay-later window (Kredivo's), to be safe.
+    "akulaku": timedelta(days=14),
+}
+# What a payment shows as its method before the gateway reports one (Snap lets the customer choose there).
+_MIDTRANS_METHOD_UNKNOWN = (None, "", "snap")
+# Midtrans' status codes that are not a refusal of this request: a wrong server key (the deployment's
+# configuration) and its rate limit. Sending again later is right; paying by hand is not.
+_MIDTRANS_NOT_A_REFUSAL = (401, 429)
+
+
+def _midtrans_error_status(exc: Exception) -> int | None:
+    """The status of a midtransclient API error: the body's ``status_code`` (Midtrans answers some errors with
+    HTTP 200 and the code in the body), else the HTTP status."""
+    body = getattr(exc, "api_response_dict", None)
+    if isinstance(body, dict):
+        try:
+            return int(str(body.get("status_code")))
+        except ValueError:
+            pass
+    return getattr(exc, "http_status_code", None)
+
+
+def _midtrans_error_message(exc: Exception) -> str | None:
+    """Midtrans' own words for an API error (``status_message``, or its first ``error_messages``)."""
+    body = getattr(exc, "api_response_dict", None)
+    if not isinstance(body, dict):
+        return None
+    message = body.get("status_message")
+    if not message and isinstance(body.get("error_messages"), list) and body["error_messages"]:
+        message = body["error_messages"][0]
+    return str(message)[:500] if message else None
 
 
 class MidtransProvider(PaymentProvider):
@@ -272,6 +431,111 @@ class MidtransProvider(PaymentProvider):
             raise GatewayUnavailable()
         return StartedPayment(provider_payment_id=token, payment_url=redirect_url, expires_at=request.expires_at)
 
+    def core(self):
+        """A ``midtransclient.CoreApi`` (refund, status) configured as ``snap()`` is: the deployment's key and
+        mode, ``midtrans_api_url`` when set (a stand-in in the tests), and the gateway timeout."""
+        import midtransclient
+
+        settings = get_settings()
+        core = midtransclient.CoreApi(is_production=settings.midtrans_is_production,
+                                      server_key=settings.midtrans_server_key)
+        if settings.midtrans_api_url:
+            # Instance attributes shadow ApiConfig's class constants for this one client (as in snap()).
+            core.api_config.CORE_SANDBOX_BASE_URL = settings.midtrans_api_url
+            core.api_config.CORE_PRODUCTION_BASE_URL = settings.midtrans_api_url
+        core.http_client.http_client = _TimeoutSession(settings.payment_gateway_timeout_seconds)
+        return core
+
+    def refund_blocker(self, payment_method: str | None, paid_at: datetime | None, now: datetime) -> str | None:
+        """Midtrans refunds only some methods, each within its window (``_MIDTRANS_REFUND_WINDOWS``). A
+        method not reported yet ('snap': the customer chose at Snap and no notification said which) is left
+        to Midtrans to judge: its refusal makes the refund manual all the same."""
+        if payment_method in _MIDTRANS_METHOD_UNKNOWN:
+            return None
+        window = _MIDTRANS_REFUND_WINDOWS.get(payment_method)
+        if window is None:
+            # Bank transfers, virtual accounts (bank_transfer, echannel, permata), convenience stores (cstore)
+            # and the rest: Midtrans has no way to send money back to them.
+            return N_("Midtrans cannot refund payments made by %(method)s: pay the refund back by hand.",
+                      method=payment_method)
+        # A settled payment always has paid_at; without it the window cannot be judged, so Midtrans judges.
+        if paid_at is not None and now - paid_at > window:
+            return N_("Midtrans refunds %(method)s payments only within %(days)d days of payment: pay the refund "
+                      "back by hand.", method=payment_method, days=window.days)
+        return None
+
+    async def refund(self, request: RefundRequest) -> RefundAnswer:
+        """``POST /v2/{order_id}/refund`` with the refund's ``refund_key`` (Midtrans answers a repeated key with
+        the refund it already made). Midtrans' refusals (4xx: not refundable, already refunded, over the
+        amount...) → MANUAL with its message; no usable answer (timeout, connection, 5xx, not JSON) → RETRY."""
+        import midtransclient
+
+        blocker = self.refund_blocker(request.payment_method, request.paid_at, datetime.now(_JAKARTA))
+        if blocker is not None:
+            return RefundAnswer(RefundResult.MANUAL, message=blocker)
+        if request.currency != "IDR" or request.amount != request.amount.to_integral_value():
+            # Midtrans takes whole rupiah only; rounding here would return a sum other than the one recorded.
+            return RefundAnswer(RefundResult.MANUAL,
+                                message=N_("Midtrans refunds whole rupiah only: pay the refund back by hand."))
+        parameters = {"refund_key": request.refund_key, "amount": int(request.amount),
+                      "reason": request.reason[:255]}
+        core = self.core()
+        try:
+            answer = await asyncio.to_thread(core.transactions.refund, str(request.payment_id), parameters)
+        except midtransclient.error_midtrans.MidtransAPIError as exc:
+            status = _midtrans_error_status(exc)
+            message = _midtrans_error_message(exc) or str(exc)[:500]
+            if status is not None and 400 <= status < 500 and status not in _MIDTRANS_NOT_A_REFUSAL:
+                return RefundAnswer(RefundResult.MANUAL, message=message)
+            return RefundAnswer(RefundResult.RETRY, message=f"Midtrans answered {status}: {message}")
+        except midtransclient.error_midtrans.JSONDecodeError:
+            return RefundAnswer(RefundResult.RETRY, message="Midtrans' answer was not JSON")
+        except requests.RequestException as exc:
+            return RefundAnswer(RefundResult.RETRY, message=f"Midtrans did not answer: {type(exc).__name__}")
+        except Exception as exc:  # never raise (the contract): an unexpected failure is retried, and logged
+            _midtrans_log.exception("midtrans refund failed unexpectedly", payment_id=str(request.payment_id))
+            return RefundAnswer(RefundResult.RETRY, message=f"Unexpected error: {type(exc).__name__}")
+        finally:
+            core.http_client.http_client.close()
+        return self._refund_answer(answer)
+
+    @staticmethod
+    def _refund_answer(answer: object) -> RefundAnswer:
+        """Midtrans' answer to a refund that it did not refuse: status_code 200 is money returned; another 2xx
+        (accepted, still being processed by the method's provider) is SENT, its final word comes later."""
+        if not isinstance(answer, dict):
+            return RefundAnswer(RefundResult.RETRY, message="Midtrans' answer was not an object")
+        status, message = str(answer.get("status_code", "")), answer.get("status_message")
+        refund_id = answer.get("refund_chargeback_id")
+        gateway_refund_id = str(refund_id)[:100] if refund_id is not None else None
+        if status == "200":
+            return RefundAnswer(RefundResult.SUCCEEDED, gateway_refund_id=gateway_refund_id, message=message)
+        if status.startswith("2"):
+            return RefundAnswer(RefundResult.SENT, gateway_refund_id=gateway_refund_id, message=message)
+        # A code midtransclient does not raise for (407: the transaction expired): nothing to refund there.
+        return RefundAnswer(RefundResult.MANUAL, message=str(message or f"Midtrans answered {status}")[:500])
+
+    async def status(self, payment_id: UUID, provider_payment_id: str | None) -> GatewayReport | None:
+        """``GET /v2/{order_id}/status`` as a report. None when Midtrans does not know the order (404:
+        the customer never chose a method at Snap); GatewayUnavailable when it does not answer usably."""
+        import midtransclient
+
+        core = self.core()
+        try:
+            answer = await asyncio.to_thread(core.transactions.status, str(payment_id))
+        except midtransclient.error_midtrans.MidtransAPIError as exc:
+            if _midtrans_error_status(exc) == 404:
+                return None
+            raise GatewayUnavailable() from exc
+        except (midtransclient.error_midtrans.JSONDecodeError, requests.RequestException) as exc:
+            raise GatewayUnavailable() from exc
+        finally:
+            core.http_client.http_client.close()
+        # An answer about another order (a misrouted stand-in, a proxy's page) must not be applied to ours.
+        if not isinstance(answer, dict) or answer.get("order_id") not in (None, str(payment_id)):
+            raise GatewayUnavailable()
+        return self.report(answer)
+
 
 _PROVIDERS: dict[str, type[PaymentProvider]] = {
     CLINIC: ClinicProvider, SANDBOX: SandboxProvider, MIDTRANS: MidtransProvider,
@@ -286,7 +550,15 @@ def enabled_providers() -> list[str]:
         names.append(SANDBOX)
     if settings.midtrans_server_key:
         names.append(MIDTRANS)
+    if settings.xendit_secret_key:
+        names.append(XENDIT)
     return names
+
+
+def provider_class(name: str) -> type[PaymentProvider] | None:
+    """The provider class called ``name``, enabled or not (a refund of a payment made through a gateway
+    switched off since is still that gateway's); None for an unknown name."""
+    return _PROVIDERS.get(name)
 
 
 def get_provider(name: str) -> PaymentProvider:
@@ -294,3 +566,8 @@ def get_provider(name: str) -> PaymentProvider:
     if name not in enabled_providers():
         raise NotFound(N_("No such payment provider."))
     return _PROVIDERS[name]()
+
+
+# Xendit lives in its own module, which adds itself to _PROVIDERS when imported. It is imported here, last, once
+# everything it takes from this module exists, so that importing either module first works.
+import web.payments.xendit  # noqa: E402, F401

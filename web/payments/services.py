@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -32,9 +33,8 @@ from web.clinics.tables import Service
 from web.core import shard_keys, sql
 from web.core.audit import transaction_as
 from web.core.errors import Conflict, DomainError, InvalidInput, NotFound
-from web.core.forms import finite_decimal_or_none
 from web.core.messages import N_
-from web.payments import providers
+from web.payments import providers, refunds
 from web.payments import statements as q
 from web.payments.providers import GatewayUnavailable, Outcome, PaymentRequest
 from web.payments.tables import PaymentRecord
@@ -44,9 +44,6 @@ log = structlog.get_logger(__name__)
 # A payment whose money was taken (and maybe returned): at most one per booking (the schema's
 # payment_records_one_settled_per_booking).
 SETTLED = ("completed", "refunded", "partially_refunded")
-# Notification fields kept on the payment (what the gateway said, for support); everything else is dropped.
-_GATEWAY_FIELDS = ("transaction_id", "transaction_status", "fraud_status", "status_code", "payment_type",
-                   "transaction_time", "settlement_time", "status_message")
 
 def _json(value: dict) -> str:
     return json.dumps(value, default=str)
@@ -172,61 +169,56 @@ async def create_payment(actor: CurrentUser, booking_id: UUID, provider_name: st
 # ------------------------------------------------------------------ gateway notifications
 
 
-def _gateway_details(payload: dict[str, Any]) -> dict[str, str]:
-    return {name: str(payload[name])[:200] for name in _GATEWAY_FIELDS if payload.get(name) is not None}
-
-
-def _reported_method(provider: str, payload: dict[str, Any]) -> str | None:
-    """The payment method the gateway reports (e.g. 'bank_transfer'), for payment_records.payment_method."""
-    method = payload.get("payment_type")
-    if provider == providers.MIDTRANS and isinstance(method, str) and method.strip():
-        return method.strip()[:30]
-    return None
-
-
-async def handle_notification(provider_name: str, payload: dict[str, Any]) -> dict:
-    """Apply a gateway's notification. The signature is checked first (403 and nothing changes when it is
-    wrong or missing); the payment is the one named by ``order_id`` for this provider (404 otherwise).
-
-    settlement (or an accepted capture) completes the payment and confirms its booking; deny, cancel and
-    failure fail it; expire expires it; pending changes nothing. Each step is a guarded UPDATE, so a
-    replayed notification, a 'pending' after a 'settlement', or a failure after the money was taken
-    changes nothing. Answers what the payment is now, and whether this notification changed it."""
+async def handle_notification(provider_name: str, payload: dict[str, Any],
+                              headers: Mapping[str, str] | None = None) -> dict:
+    """Apply a gateway's notification. It is verified first (403 and nothing changes when its signature or
+    token is wrong or missing); the payment is the one it names for this provider (404 otherwise). Then
+    ``apply_gateway_report``. Answers what the payment is now, and whether this notification changed it."""
     try:
         provider = providers.get_provider(provider_name)
     except NotFound:
         raise NotFound(N_("No such payment provider.")) from None
     if not provider.sends_notifications:
         raise NotFound(N_("This provider sends no notifications."))
-    if not provider.verify(payload):
+    if not provider.verify(payload, headers or {}):
         raise DomainError(N_("The notification's signature is not valid."), status=403)
     try:
-        payment_id = UUID(payload["order_id"])
+        payment_id = UUID(provider.payment_reference(payload) or "")
     except ValueError:
         raise NotFound(N_("No such payment.")) from None
+    return await apply_gateway_report(provider.name, payment_id, provider.report(payload))
+
+
+async def apply_gateway_report(provider_name: str, payment_id: UUID, report: providers.GatewayReport) -> dict:
+    """What a gateway says about a payment (a verified notification, or a status read by reconciliation),
+    applied once: money taken completes the payment and confirms its booking; a failure or expiry ends a
+    waiting payment; anything else changes nothing. Each step is a guarded UPDATE, so a replay, a 'pending'
+    after a 'settlement', or a failure after the money was taken changes nothing. A fee the gateway reports
+    is kept on the payment (``transaction_fee``). 404 when ``provider_name`` has no such payment; 409 when
+    the amount taken is not the payment's."""
     clinic_id = await locate_payment(payment_id)
     payment = None
     if clinic_id is not None:
         payment = await PaymentRecord.select(PaymentRecord.payment_id, PaymentRecord.amount, PaymentRecord.status).where(
             (PaymentRecord.clinic_id == clinic_id) & (PaymentRecord.payment_id == payment_id)
-            & (PaymentRecord.payment_provider == provider.name)).first()
+            & (PaymentRecord.payment_provider == provider_name)).first()
     if payment is None:
         raise NotFound(N_("No such payment."))
-    outcome = provider.outcome(payload)
-    details = _gateway_details(payload)
+    outcome = report.outcome
     changed = False
     if outcome is Outcome.COMPLETED:
-        paid = finite_decimal_or_none(payload.get("gross_amount"))
-        if paid is None:
+        if report.gross_amount is None:
             raise InvalidInput({"gross_amount": N_("Not an amount.")})
-        if paid != payment["amount"]:
+        if report.gross_amount != payment["amount"]:
             log.error("payment notification amount mismatch", payment_id=str(payment_id), expected=str(payment["amount"]),
-                      notified=str(paid))
+                      notified=str(report.gross_amount))
             raise Conflict(N_("The notified amount does not match the payment."))
-        changed = await _complete(clinic_id, payment_id, None, details, _reported_method(provider.name, payload))
+        changed = await _complete(clinic_id, payment_id, None, report.details, report.payment_method)
     elif outcome in (Outcome.FAILED, Outcome.EXPIRED):
         changed = await sql.fetchrow(q.FAIL_PAYMENT, clinic_id, payment_id, outcome.value,
-                                     _json({"gateway": details})) is not None
+                                     _json({"gateway": report.details})) is not None
+    if report.fee is not None:
+        await sql.execute(q.STORE_FEE, clinic_id, payment_id, report.fee)
     status = (await PaymentRecord.select(PaymentRecord.status).where(
         (PaymentRecord.clinic_id == clinic_id) & (PaymentRecord.payment_id == payment_id)).first())["status"]
     return {"payment_id": payment_id, "status": status, "changed": changed}
@@ -244,7 +236,7 @@ async def _complete(clinic_id: UUID, payment_id: UUID, actor_id: UUID | None, de
     - booking cancelled meanwhile and never paid (e.g. its payment deadline passed): it stays cancelled;
       the money is recorded and refunded in full on this payment;
     - booking already paid by another attempt: a second settled payment cannot be recorded, so the
-      payment is flagged for a manual refund and an error is logged.
+      money is noted on the payment and refunded in full (web/payments/refunds.py), and an error is logged.
 
     At the clinic's desk (``at_desk``) money is not taken for a booking that cannot be confirmed: 409."""
     payment = await PaymentRecord.select(PaymentRecord.booking_id, PaymentRecord.amount, PaymentRecord.payment_provider
@@ -269,6 +261,7 @@ async def _complete(clinic_id: UUID, payment_id: UUID, actor_id: UUID | None, de
                       "note": "The booking's price changed after this payment started; the money is returned "
                               "in full and the booking still waits for the amount due."}
             await sql.fetchrow(q.REFUND_LATE_PAYMENT, clinic_id, payment_id, _json(refund), method)
+            await refunds.request_refund(clinic_id, payment_id, locked["amount"], "amount_no_longer_due", refund)
             log.warning("payment for an amount no longer due refunded", payment_id=str(payment_id),
                         booking_id=str(booking["booking_id"]))
             return True
@@ -285,14 +278,17 @@ async def _complete(clinic_id: UUID, payment_id: UUID, actor_id: UUID | None, de
                       "note": "The money arrived after the booking was cancelled; it is returned in full and "
                               "the booking stays cancelled."}
             await sql.fetchrow(q.REFUND_LATE_PAYMENT, clinic_id, payment_id, _json(refund), method)
+            await refunds.request_refund(clinic_id, payment_id, locked["amount"], "paid_after_cancellation", refund)
             await engine.record_late_refund(booking, payment_id)
             log.warning("late payment refunded", payment_id=str(payment_id), booking_id=str(booking["booking_id"]))
             return True
         note = {"gateway": details, "unrecorded_settlement": True, "refund_due": str(locked["amount"]),
                 "note": f"The gateway took this money but the booking is {booking['status']} and already "
-                        f"paid by payment {booking['payment_id']}: refund it by hand."}
-        if await sql.fetchrow(q.NOTE_UNRECORDED_SETTLEMENT, clinic_id, payment_id, _json(note)) is None:
+                        f"paid by payment {booking['payment_id']}: it is returned in full."}
+        if await sql.fetchrow(q.NOTE_UNRECORDED_SETTLEMENT, clinic_id, payment_id, _json(note), method) is None:
             return False
+        # The same path as every refund: sent to the gateway by the job, or listed to pay by hand.
+        await refunds.request_refund(clinic_id, payment_id, locked["amount"], "paid_twice", note)
         log.error("payment settled for a booking paid otherwise", payment_id=str(payment_id),
                   booking_id=str(booking["booking_id"]), paid_by=str(booking["payment_id"]))
         return True

@@ -77,6 +77,13 @@ WHERE clinic_id = $1 AND payment_id = $2 AND status IN ('pending', 'expired', 'f
 RETURNING payment_id
 """
 
+# The gateway's fee for a payment, as it reported it (notification or status read); unchanged rows are not
+# rewritten.
+STORE_FEE = """
+UPDATE payment_records SET transaction_fee = $3
+WHERE clinic_id = $1 AND payment_id = $2 AND transaction_fee IS DISTINCT FROM $3
+"""
+
 # A gateway's failure or expiry: only a payment still waiting can fail.
 FAIL_PAYMENT = """
 UPDATE payment_records SET status = $3, metadata = COALESCE(metadata, '{}'::jsonb) || $4::jsonb
@@ -84,9 +91,12 @@ WHERE clinic_id = $1 AND payment_id = $2 AND status = 'pending'
 RETURNING payment_id
 """
 
-# Money the gateway took for a booking already paid otherwise, noted once (a replay notes nothing new).
+# Money the gateway took for a booking already paid otherwise, noted once (a replay notes nothing new), with
+# the method the gateway reports ($4) and when: its refund depends on them (the method's refund window). No
+# COALESCE around now(): Citus refuses a non-immutable function there, and this runs once per payment anyway.
 NOTE_UNRECORDED_SETTLEMENT = """
-UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb
+UPDATE payment_records SET metadata = COALESCE(metadata, '{}'::jsonb) || $3::jsonb,
+    payment_method = COALESCE($4, payment_method), paid_at = now()
 WHERE clinic_id = $1 AND payment_id = $2 AND NOT (COALESCE(metadata, '{}'::jsonb) ? 'unrecorded_settlement')
 RETURNING payment_id
 """

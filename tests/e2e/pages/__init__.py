@@ -7,6 +7,7 @@ from tests.e2e.pages.booking import ConfirmPage, SlotFinderPage
 from tests.e2e.pages.clinic_services import ClinicServicesPage
 from tests.e2e.pages.components import ServiceRow, ServicesTable
 from tests.e2e.pages.desk import DeskBookForm, DeskBookingPage, DeskDayPage, GridBookingCard
+from tests.e2e.pages.desk_refunds import DeskRefundsPage, RefundRow
 from tests.e2e.pages.desk_slots import GenerateSlotsPage, SlotListPage, SlotRow
 from tests.e2e.pages.home import ClinicCard, HomePage
 from tests.e2e.pages.login import LoginPage
@@ -19,4 +20,4 @@ from tests.e2e.pages.my_bookings import (
     SandboxGatewayPage,
 )
 
-__all__ = ["AnalyticsPage", "BookingPage", "CancelPage", "ClinicCard", "ClinicServicesPage", "ConfirmPage", "DatabaseHealthPage", "DeskBookForm", "DeskBookingPage", "DeskDayPage", "GenerateSlotsPage", "GridBookingCard", "HomePage", "LoginPage", "MyBookingsPage", "PayPage", "ReschedulePage", "SandboxGatewayPage", "ServiceRow", "ServicesTable", "SlotFinderPage", "SlotListPage", "SlotRow"]
+__all__ = ["AnalyticsPage", "BookingPage", "CancelPage", "ClinicCard", "ClinicServicesPage", "ConfirmPage", "DatabaseHealthPage", "DeskBookForm", "DeskBookingPage", "DeskDayPage", "DeskRefundsPage", "GenerateSlotsPage", "GridBookingCard", "HomePage", "LoginPage", "MyBookingsPage", "PayPage", "RefundRow", "ReschedulePage", "SandboxGatewayPage", "ServiceRow", "ServicesTable", "SlotFinderPage", "SlotListPage", "SlotRow"]

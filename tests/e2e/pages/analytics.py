@@ -11,7 +11,8 @@ from playwright.async_api import Locator
 
 from tests.e2e.pages.base import PageObject, TestId, text_of
 
-KPI_KEYS = ("bookings", "completed", "cancelled", "no-show-rate", "revenue", "average-booking-value")
+KPI_KEYS = ("bookings", "completed", "cancelled", "no-show-rate", "gross-revenue", "refunds", "revenue", "gateway-fees",
+            "net-revenue", "average-booking-value")
 
 
 class AnalyticsPage(PageObject):

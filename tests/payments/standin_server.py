@@ -1,0 +1,25 @@
+"""What the gateways' local stand-ins share: an HTTP server on a free port of 127.0.0.1, in a thread of its own."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler], name: str, before_stop: Callable[[], None]) -> Iterator[int]:
+    """Serve ``handler`` until the block ends (also when a test fails), yielding the port. ``before_stop`` runs
+    first, so that a request the stand-in holds (a delay, a hold) returns and the server can shut down."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        before_stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
