@@ -254,6 +254,12 @@ async def day_with_mismatches(client: httpx.AsyncClient, conn: asyncpg.Connectio
     # 90 % of it returned here (as a cancellation records it), which the gateway never did.
     await conn.execute("UPDATE payment_records SET status = 'partially_refunded', refund_amount = 135000, "
                        "refunded_at = now() WHERE payment_id = $1", refunded)
+    # ... and its refund, which we believe the gateway made.
+    await conn.execute(
+        "INSERT INTO refunds (clinic_id, refund_id, payment_id, booking_id, amount, reason, provider, state, "
+        "refund_key, succeeded_at) SELECT clinic_id, $2, payment_id, booking_id, 135000, 'standard_cancellation', "
+        "'midtrans', 'succeeded', $3, now() FROM payment_records WHERE payment_id = $1",
+        refunded, uuid.uuid4(), f"refund-{uuid.uuid4()}")
     day, noon = clinic_yesterday_noon(at.clinic)
     await conn.execute("UPDATE payment_records SET created_at = $2 WHERE clinic_id = $1", at.clinic["clinic_id"], noon)
     gateway.set_transaction(expired, "settlement", gross_amount=150000)
@@ -306,6 +312,10 @@ async def test_the_day_report_lists_the_mismatches_on_the_page_and_in_the_csv(
     assert (other["amount"], other["gateway_amount"], other["date"]) == ("150000.00", "140000.00", day.isoformat())
     refund = next(row for row in rows if row["mismatch"] == "refunded_here_not_there")
     assert (refund["our_refunded"], refund["gateway_refunded"]) == ("135000.00", "0.00")
+    # The CSV keeps the refund's state as its code; the page says it in words (the manager's language:
+    # Indonesian, the default).
+    assert refund["refund_states"] == "succeeded"
+    assert 'data-states="succeeded">dikembalikan</td>' in page.text
 
 
 async def test_check_again_asks_the_gateway_afresh_at_most_once_a_minute(
