@@ -384,19 +384,25 @@ class MidtransProvider(PaymentProvider):
     def server_key(self) -> str:
         return get_settings().midtrans_server_key
 
+    @staticmethod
+    def _configured(client_class, base_url: str, sandbox_constant: str, production_constant: str):
+        """A midtransclient client with the deployment's key and mode, ``base_url`` when set (a stand-in in the
+        tests), and the gateway timeout."""
+        settings = get_settings()
+        client = client_class(is_production=settings.midtrans_is_production, server_key=settings.midtrans_server_key)
+        if base_url:
+            # ApiConfig's get_*_base_url() read these class constants through the instance, so an instance
+            # attribute points this one client (and nothing else in the process) at another base URL.
+            setattr(client.api_config, sandbox_constant, base_url)
+            setattr(client.api_config, production_constant, base_url)
+        client.http_client.http_client = _TimeoutSession(settings.payment_gateway_timeout_seconds)
+        return client
+
     def snap(self):
         import midtransclient
 
-        settings = get_settings()
-        snap = midtransclient.Snap(is_production=settings.midtrans_is_production,
-                                   server_key=settings.midtrans_server_key)
-        if settings.midtrans_snap_url:
-            # ApiConfig.get_snap_base_url() reads these class constants through the instance, so an instance
-            # attribute points this one client (and nothing else in the process) at another base URL.
-            snap.api_config.SNAP_SANDBOX_BASE_URL = settings.midtrans_snap_url
-            snap.api_config.SNAP_PRODUCTION_BASE_URL = settings.midtrans_snap_url
-        snap.http_client.http_client = _TimeoutSession(settings.payment_gateway_timeout_seconds)
-        return snap
+        return self._configured(midtransclient.Snap, get_settings().midtrans_snap_url,
+                                "SNAP_SANDBOX_BASE_URL", "SNAP_PRODUCTION_BASE_URL")
 
     @staticmethod
     def parameters(request: PaymentRequest, now: datetime) -> dict[str, Any]:
@@ -432,19 +438,11 @@ class MidtransProvider(PaymentProvider):
         return StartedPayment(provider_payment_id=token, payment_url=redirect_url, expires_at=request.expires_at)
 
     def core(self):
-        """A ``midtransclient.CoreApi`` (refund, status) configured as ``snap()`` is: the deployment's key and
-        mode, ``midtrans_api_url`` when set (a stand-in in the tests), and the gateway timeout."""
+        """A ``midtransclient.CoreApi`` (refund, status), configured as ``snap()`` is."""
         import midtransclient
 
-        settings = get_settings()
-        core = midtransclient.CoreApi(is_production=settings.midtrans_is_production,
-                                      server_key=settings.midtrans_server_key)
-        if settings.midtrans_api_url:
-            # Instance attributes shadow ApiConfig's class constants for this one client (as in snap()).
-            core.api_config.CORE_SANDBOX_BASE_URL = settings.midtrans_api_url
-            core.api_config.CORE_PRODUCTION_BASE_URL = settings.midtrans_api_url
-        core.http_client.http_client = _TimeoutSession(settings.payment_gateway_timeout_seconds)
-        return core
+        return self._configured(midtransclient.CoreApi, get_settings().midtrans_api_url,
+                                "CORE_SANDBOX_BASE_URL", "CORE_PRODUCTION_BASE_URL")
 
     def refund_blocker(self, payment_method: str | None, paid_at: datetime | None, now: datetime) -> str | None:
         """Midtrans refunds only some methods, each within its window (``_MIDTRANS_REFUND_WINDOWS``). A

@@ -49,10 +49,10 @@ class RefundPagesController(Controller):
     async def mark_paid(self, request: Request, refund_id: FromPath[UUID],
                         data: URLEncodedBody[dict[str, Any]]) -> Response:
         """The money was paid back by hand: the refund closes, recording who did it."""
-        note = (data.get("note") or "").strip() or None if isinstance(data.get("note"), str) else None
+        note = data.get("note").strip() if isinstance(data.get("note"), str) else ""
         clinic = data.get("clinic") if isinstance(data.get("clinic"), str) else None
         try:
-            refund = await refunds.mark_paid_by_hand(request.user, refund_id, note)
+            refund = await refunds.mark_paid_by_hand(request.user, refund_id, note or None)
         except (Conflict, InvalidInput) as exc:
             return await self._page(request.user, clinic, error=exc.detail, status=exc.status)
         query = urlencode({"clinic": str(refund["clinic_id"]), "done": str(refund_id)})
