@@ -33,7 +33,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from tests.payments.standin_server import serving
+from tests.payments.standin_server import pause, serving
 
 RECORDED = Path(__file__).parent / "recorded"
 # The Core API's addresses the stand-in answers (order ids are our payment ids: uuids).
@@ -193,7 +193,7 @@ class SnapStandIn:
     def wait_before_answering(self) -> None:
         """The ``core_delay`` switch (cut short when the stand-in stops)."""
         if self.core_delay:
-            self._stopping.wait(self.core_delay)
+            pause(self.core_delay, self._stopping)
 
     @property
     def snap_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,3 +24,11 @@ def serving(handler: type[BaseHTTPRequestHandler], name: str, before_stop: Calla
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def pause(seconds: float, stopping: threading.Event) -> None:
+    """Wait ``seconds`` (a slow gateway), cut short when ``stopping`` is set. In small sleeps rather than
+    ``stopping.wait(seconds)``: under libfaketime (.ci/clock-edges) a timed wait on a condition never returns."""
+    deadline = time.monotonic() + seconds
+    while not stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))

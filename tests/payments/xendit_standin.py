@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from tests.payments.standin_server import serving
+from tests.payments.standin_server import pause, serving
 
 USER_ID = "5781d19b2e2385880609791c"
 
@@ -207,7 +207,7 @@ def _handler(standin: XenditStandIn) -> type[BaseHTTPRequestHandler]:
                                             self.headers.get("idempotency-key"), body)
             if standin.delay_seconds:
                 # The work is done; only the answer is late (ended early when the stand-in stops).
-                standin.stopping.wait(standin.delay_seconds)
+                pause(standin.delay_seconds, standin.stopping)
             data = json.dumps(answer).encode()
             try:
                 self.send_response(status)
